@@ -1,0 +1,276 @@
+/**
+ * buildApp(deps): the whole HTTP service as a Fastify instance, built from injected dependencies.
+ * It reads no environment and does not listen; src/server.ts does that.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { type Contract, loadContract, schemaId } from './contract/contract.js';
+import { Coordinator, type CoordinatorDeps } from './coordinator/coordinator.js';
+import { ArpError } from './errors.js';
+import type { VersionInfo } from './gen/contract.js';
+import { envelope, toWireError } from './http/envelope.js';
+import { StreamRegistry } from './http/ndjson.js';
+import { pathMatcher, toFastifyPath } from './http/route-match.js';
+import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
+import { MemoryStore } from './store/memory.js';
+import type { Store } from './store/store.js';
+
+export interface AppOptions {
+  /** Largest accepted request body, in bytes. */
+  readonly bodyLimit: number;
+  /** Finished Runs kept by the default memory store. */
+  readonly maxFinishedRuns: number;
+  /** One info line per request (method, path, status, time). Off by default: it costs throughput. */
+  readonly logRequests: boolean;
+  /** Commit the service was built from, reported by /v1/version. */
+  readonly buildCommit?: string;
+}
+
+export const defaultAppOptions: AppOptions = {
+  bodyLimit: 1024 * 1024,
+  maxFinishedRuns: 10_000,
+  logRequests: false,
+};
+
+export interface AppDeps extends Partial<Omit<CoordinatorDeps, 'store'>> {
+  readonly options?: Partial<AppOptions>;
+  /** pino logger; omitted or false = no logging. */
+  readonly logger?: Logger | false;
+  readonly store?: Store;
+  readonly contract?: Contract;
+  /** Called for every response that does not match the contract (tests set it to fail loudly). */
+  readonly onContractViolation?: (violation: ContractViolation) => void;
+}
+
+export interface ContractViolation {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly problem: string;
+}
+
+const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  name: string;
+  version: string;
+};
+
+function requestIdGenerator() {
+  const prefix = randomBytes(3).toString('hex');
+  let counter = 0;
+  return (request: { headers: Record<string, string | string[] | undefined> }) => {
+    const given = request.headers['x-request-id'];
+    if (typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given)) return given;
+    counter += 1;
+    return `${prefix}-${counter.toString(36)}`;
+  };
+}
+
+/** A malformed HTTP request never reaches Fastify's router; answer it with an envelope too. */
+function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket) {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify(
+    envelope('invalid_request', tooLarge ? 'Request headers are too large' : 'Malformed HTTP request'),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `connection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
+  const options = { ...defaultAppOptions, ...deps.options };
+  const contract = deps.contract ?? loadContract();
+  const logger = deps.logger || undefined;
+  const store =
+    deps.store ??
+    new MemoryStore({
+      maxFinishedRuns: options.maxFinishedRuns,
+      onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),
+    });
+  const coordinator = new Coordinator({
+    ...deps,
+    store,
+    onBackgroundError:
+      deps.onBackgroundError ??
+      ((error, context) => logger?.error({ err: error, context }, 'background work failed')),
+  });
+  const streams = new StreamRegistry();
+  const matcher = pathMatcher(contract.operations);
+
+  const app = Fastify({
+    ...(logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
+    // Fastify's two lines per request cost about a third of the throughput; see `logRequests`.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit,
+    genReqId: requestIdGenerator(),
+    clientErrorHandler,
+    ajv: {
+      // Reject rather than repair: unknown fields and wrong types are 400s, as the contract says.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
+    },
+  });
+
+  const routeMiss = (request: FastifyRequest): never => {
+    const path = request.url.split('?')[0] ?? request.url;
+    const allowed = matcher.allowedMethods(path);
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      throw new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
+        details: { allowed_methods: allowed },
+        headers: { allow: allowed.join(', ') },
+      });
+    }
+    throw new ArpError('not_found', `No route for ${request.method} ${path}`);
+  };
+
+  // JSON only. An empty body is "no body" (e.g. `:cancel` sent with a JSON content type); routes
+  // whose contract requires a body then fail validation with a 400.
+  app.removeAllContentTypeParsers();
+  const parseJson = app.getDefaultJsonParser('error', 'ignore');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    parseJson(request, text, done);
+  });
+
+  for (const schema of contract.schemas) app.addSchema(schema);
+
+  app.setErrorHandler((error, request, reply) => {
+    const wire = toWireError(error);
+    if (wire.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.debug({ err: error, code: wire.body.error.code }, 'request rejected');
+    reply
+      .code(wire.status)
+      .headers(wire.headers ?? {})
+      .send(wire.body);
+  });
+  app.setNotFoundHandler((request) => routeMiss(request));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  if (options.logRequests) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.info(
+        { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
+    });
+  }
+  if (deps.onContractViolation) installContractCheck(app, contract, deps.onContractViolation);
+
+  await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  const documentJson = JSON.stringify(contract.document);
+  app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('application/json; charset=utf-8').send(documentJson),
+  );
+
+  const version: VersionInfo = {
+    service_name: PACKAGE.name,
+    service_version: PACKAGE.version,
+    supported_api_versions: ['v1'],
+    ...(options.buildCommit ? { build: { commit: options.buildCommit } } : {}),
+  };
+  const ctx: HandlerContext = {
+    coordinator,
+    streams,
+    version,
+    clock: () => (deps.clock ?? { now: () => new Date() }).now(),
+    routeMiss,
+  };
+  for (const operation of contract.operations) {
+    const handler = handlers[operation.operationId as OperationId];
+    if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
+    app.route({
+      method: operation.method,
+      url: toFastifyPath(operation.path),
+      config: { operationId: operation.operationId },
+      schema: {
+        ...(operation.requestBody ? { body: { $ref: `${schemaId(operation.requestBody)}#` } } : {}),
+        ...(operation.pathParams.length > 0
+          ? {
+              params: {
+                type: 'object',
+                required: [...operation.pathParams],
+                properties: Object.fromEntries(
+                  operation.pathParams.map((name) => [name, { type: 'string' }]),
+                ),
+              },
+            }
+          : {}),
+      },
+      handler: (request, reply) => handler(request, reply, ctx),
+    });
+  }
+
+  app.addHook('preClose', async () => streams.endAll());
+  app.addHook('onClose', async () => {
+    await coordinator.close();
+    await store.close();
+  });
+  app.decorate('coordinator', coordinator);
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    coordinator: Coordinator;
+  }
+  interface FastifyContextConfig {
+    operationId?: string;
+  }
+}
+
+function installContractCheck(
+  app: FastifyInstance,
+  contract: Contract,
+  report: (violation: ContractViolation) => void,
+): void {
+  // Imported lazily so that production never compiles the response validators.
+  let validators: import('./contract/validators.js').ContractValidators | undefined;
+  const operations = new Map(contract.operations.map((op) => [op.operationId, op]));
+  app.addHook('onSend', async (request, reply, payload) => {
+    validators ??= new (await import('./contract/validators.js')).ContractValidators(contract);
+    const status = reply.statusCode;
+    const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
+    const operation = operations.get(request.routeOptions.config.operationId ?? '');
+    if (request.url.startsWith('/docs') || request.url === '/openapi.json') return payload;
+    let schema: string | undefined;
+    if (status >= 400) schema = 'ErrorEnvelope';
+    else if (operation && status === operation.success.status) {
+      if (operation.success.body === undefined) {
+        if (payload !== undefined && payload !== '' && payload !== null) fail('a 204 response has a body');
+        return payload;
+      }
+      schema = operation.success.body === 'ndjson' ? undefined : operation.success.body;
+    } else fail(`status ${status} is not in the contract for ${operation?.operationId ?? 'this route'}`);
+    if (schema === undefined) return payload;
+    const type = String(reply.getHeader('content-type') ?? '');
+    if (!type.startsWith('application/json')) fail(`content-type is '${type}'`);
+    let body: unknown;
+    try {
+      body = JSON.parse(String(payload));
+    } catch {
+      fail('body is not JSON');
+      return payload;
+    }
+    const errors = validators.validate(schema, body);
+    if (errors.length > 0) fail(`${schema}: ${JSON.stringify(errors)} in ${String(payload)}`);
+    return payload;
+  });
+}

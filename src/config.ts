@@ -1,0 +1,94 @@
+/**
+ * The one place that reads configuration: environment variables (and `--host` / `--port` on the
+ * command line), validated once at startup into a frozen Config. Every problem is reported at once.
+ */
+import type { AppOptions } from './app.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: LogLevel;
+  /** How long shutdown waits for in-flight requests before exiting anyway. */
+  readonly shutdownTimeoutMs: number;
+  readonly app: AppOptions;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Every variable the service reads, with its default, for docs and `.env.example`. */
+export const ENV_DEFAULTS = {
+  RC_HOST: '127.0.0.1',
+  RC_PORT: '8081',
+  LOG_LEVEL: 'info',
+  RC_LOG_REQUESTS: 'false',
+  RC_BODY_LIMIT_BYTES: String(1024 * 1024),
+  RC_MAX_FINISHED_RUNS: '10000',
+  RC_SHUTDOWN_TIMEOUT_MS: '10000',
+  RC_BUILD_COMMIT: '',
+} as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function argValue(argv: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === `--${name}`) return argv[i + 1] ?? '';
+    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
+  }
+  return undefined;
+}
+
+export function loadConfig(env: Env, argv: readonly string[] = []): Config {
+  const problems: string[] = [];
+  const read = (name: keyof typeof ENV_DEFAULTS) => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? ENV_DEFAULTS[name] : value;
+  };
+  const integer = (source: string, text: string, min: number, max: number): number => {
+    const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${source} must be an integer from ${min} to ${max}, got '${text}'`);
+    }
+    return value;
+  };
+  const boolean = (name: keyof typeof ENV_DEFAULTS): boolean => {
+    const text = read(name).toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(text)) return true;
+    if (['false', '0', 'no', 'off'].includes(text)) return false;
+    problems.push(`${name} must be true or false, got '${read(name)}'`);
+    return false;
+  };
+
+  const unknownArgs = argv.filter((arg) => arg.startsWith('--') && !/^--(host|port)(=|$)/.test(arg));
+  for (const arg of unknownArgs) problems.push(`unknown option ${arg} (accepted: --host H, --port P)`);
+  const hostArg = argValue(argv, 'host');
+  const portArg = argValue(argv, 'port');
+  const host = hostArg ?? read('RC_HOST');
+  if (host === '') problems.push('--host needs a value');
+  const port =
+    portArg === undefined
+      ? integer('RC_PORT', read('RC_PORT'), 0, 65535)
+      : integer('--port', portArg, 0, 65535);
+  const logLevel = read('LOG_LEVEL').toLowerCase() as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
+  const app: AppOptions = {
+    bodyLimit: integer('RC_BODY_LIMIT_BYTES', read('RC_BODY_LIMIT_BYTES'), 1024, 1024 * 1024 * 1024),
+    maxFinishedRuns: integer('RC_MAX_FINISHED_RUNS', read('RC_MAX_FINISHED_RUNS'), 1, 100_000_000),
+    logRequests: boolean('RC_LOG_REQUESTS'),
+    ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
+  };
+  const shutdownTimeoutMs = integer('RC_SHUTDOWN_TIMEOUT_MS', read('RC_SHUTDOWN_TIMEOUT_MS'), 0, 3_600_000);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({ host, port, logLevel, shutdownTimeoutMs, app: Object.freeze(app) });
+}

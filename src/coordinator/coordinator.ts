@@ -1,0 +1,205 @@
+/**
+ * The I/O shell around the pure core: resolve what the decision needs, let the store commit the
+ * decision atomically, then carry out its effects (dispatch, executor cancels, budget deadlines).
+ */
+
+import { decideComplete, decideEvaluation } from '../core/completion.js';
+import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
+import type { Decision, Effect, RunView } from '../core/model.js';
+import { decideCreateNodeRuns } from '../core/node-runs.js';
+import { decideStartRun, decideTerminateRun } from '../core/runs.js';
+import { nodeRunNotFound, runNotFound } from '../errors.js';
+import type {
+  NodeKind,
+  NodeRun,
+  NodeRunCompleteRequest,
+  NodeRunEvaluationReportRequest,
+  NodeRunsCreateRequest,
+  NodeTypeRef,
+  Run,
+  RunStartRequest,
+} from '../gen/contract.js';
+import type { Store } from '../store/store.js';
+import {
+  type Clock,
+  type ExecutionPort,
+  type KindResolver,
+  noExecution,
+  prefixKinds,
+  systemClock,
+  systemTimers,
+  type Timers,
+} from './ports.js';
+
+export interface CoordinatorDeps {
+  readonly store: Store;
+  readonly clock?: Clock;
+  readonly ids?: IdGenerator;
+  readonly kinds?: KindResolver;
+  readonly execution?: ExecutionPort;
+  readonly timers?: Timers;
+  /** Called when background work (deadlines, effects) fails; it never reaches a client. */
+  readonly onBackgroundError?: (error: unknown, context: string) => void;
+}
+
+export class Coordinator {
+  readonly store: Store;
+  readonly #clock: Clock;
+  readonly #ids: IdGenerator;
+  readonly #kinds: KindResolver;
+  readonly #execution: ExecutionPort;
+  readonly #timers: Timers;
+  readonly #onBackgroundError: (error: unknown, context: string) => void;
+  readonly #deadlines = new Map<string, unknown>();
+
+  constructor(deps: CoordinatorDeps) {
+    this.store = deps.store;
+    this.#clock = deps.clock ?? systemClock;
+    this.#ids = deps.ids ?? randomIds;
+    this.#kinds = deps.kinds ?? prefixKinds;
+    this.#execution = deps.execution ?? noExecution;
+    this.#timers = deps.timers ?? systemTimers;
+    this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
+  }
+
+  async startRun(request: RunStartRequest): Promise<Run> {
+    // An empty run_id means "generate one", as in the reference implementations.
+    if (request.run_id) assertClientId('run_id', request.run_id);
+    const runId = request.run_id || this.#ids.runId();
+    const rootKind = await this.#kinds.kindOf(request.root_node_type_ref);
+    const rootNodeRunId = this.#ids.nodeRunId();
+    return this.#commit(runId, (view) =>
+      decideStartRun(view, { request, runId, rootNodeRunId, rootKind, now: this.#clock.now() }),
+    );
+  }
+
+  async getRun(runId: string): Promise<Run> {
+    const record = await this.store.getRun(runId);
+    if (!record) throw runNotFound(runId);
+    return record.run;
+  }
+
+  async cancelRun(runId: string): Promise<Run> {
+    return this.#commit(runId, (view) =>
+      decideTerminateRun(view, { now: this.#clock.now(), state: 'canceled', reason: 'run_canceled' }),
+    );
+  }
+
+  async createNodeRuns(request: NodeRunsCreateRequest): Promise<NodeRun[]> {
+    const kinds = await this.#resolveKinds(request.node_runs.map((spec) => spec.node_type_ref));
+    return this.#commit(request.run_id, (view) =>
+      decideCreateNodeRuns(view, {
+        request,
+        now: this.#clock.now(),
+        newId: () => this.#ids.nodeRunId(),
+        kindOf: (ref) => kinds.get(kindKey(ref)),
+      }),
+    );
+  }
+
+  async getNodeRun(nodeRunId: string): Promise<NodeRun> {
+    const record = await this.store.getNodeRun(nodeRunId);
+    if (!record) throw nodeRunNotFound(nodeRunId);
+    return record.nodeRun;
+  }
+
+  async reportEvaluation(nodeRunId: string, body: NodeRunEvaluationReportRequest): Promise<void> {
+    const runId = await this.#locate(nodeRunId);
+    await this.#commit(runId, (view) => decideEvaluation(view, nodeRunId, body, this.#clock.now()));
+  }
+
+  async completeNodeRun(nodeRunId: string, body: NodeRunCompleteRequest): Promise<void> {
+    const runId = await this.#locate(nodeRunId);
+    await this.#commit(runId, (view) => decideComplete(view, nodeRunId, body, this.#clock.now()));
+  }
+
+  /** Stops timers and the execution port. The store is closed by its owner. */
+  async close(): Promise<void> {
+    for (const handle of this.#deadlines.values()) this.#timers.clearTimeout(handle);
+    this.#deadlines.clear();
+    await this.#execution.close();
+  }
+
+  async #locate(nodeRunId: string): Promise<string> {
+    const runId = await this.store.locate(nodeRunId);
+    if (runId === undefined) throw nodeRunNotFound(nodeRunId);
+    return runId;
+  }
+
+  async #resolveKinds(refs: readonly NodeTypeRef[]): Promise<Map<string, NodeKind | undefined>> {
+    const kinds = new Map<string, NodeKind | undefined>();
+    for (const ref of refs) {
+      const key = kindKey(ref);
+      if (!kinds.has(key)) kinds.set(key, await this.#kinds.kindOf(ref));
+    }
+    return kinds;
+  }
+
+  async #commit<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<T> {
+    const decision = await this.store.mutate(runId, decide);
+    for (const effect of decision.effects ?? []) this.#run(effect);
+    return decision.value;
+  }
+
+  #run(effect: Effect): void {
+    try {
+      switch (effect.type) {
+        case 'dispatch':
+          this.#execution.dispatch(effect.nodeRunId);
+          return;
+        case 'cancel_execution':
+          this.#execution.cancel(effect.nodeRun);
+          return;
+        case 'arm_deadline':
+          this.#armDeadline(effect.runId, effect.at);
+          return;
+        case 'disarm_deadline':
+          this.#disarmDeadline(effect.runId);
+          return;
+        default: {
+          const unknown: never = effect;
+          throw new Error(`unhandled effect ${JSON.stringify(unknown)}`);
+        }
+      }
+    } catch (error) {
+      this.#onBackgroundError(error, `effect ${effect.type}`);
+    }
+  }
+
+  #armDeadline(runId: string, at: number): void {
+    this.#disarmDeadline(runId);
+    const delay = Math.max(0, at - this.#clock.now().getTime());
+    const handle = this.#timers.setTimeout(() => {
+      this.#deadlines.delete(runId);
+      this.expireRun(runId).catch((error) => this.#onBackgroundError(error, `deadline of run ${runId}`));
+    }, delay);
+    this.#deadlines.set(runId, handle);
+  }
+
+  #disarmDeadline(runId: string): void {
+    const handle = this.#deadlines.get(runId);
+    if (handle === undefined) return;
+    this.#timers.clearTimeout(handle);
+    this.#deadlines.delete(runId);
+  }
+
+  /** The Run's `max_wall_time_ms` has passed: end it like a cancel, but `failed`. */
+  async expireRun(runId: string): Promise<Run> {
+    return this.#commit(runId, (view) => {
+      const limit = view.record?.constraints?.budgets?.max_wall_time_ms;
+      return decideTerminateRun(view, {
+        now: this.#clock.now(),
+        state: 'failed',
+        reason: 'budget_exceeded',
+        detail: { budget: 'max_wall_time_ms', limit },
+      });
+    });
+  }
+
+  /** Number of armed Run deadlines (diagnostics and tests). */
+  get armedDeadlines(): number {
+    return this.#deadlines.size;
+  }
+}
+
+const kindKey = (ref: NodeTypeRef) => `${ref.node_type_id}\n${ref.version}`;

@@ -1,0 +1,52 @@
+/**
+ * What the coordinator needs from the outside world, injected so that tests are deterministic and
+ * forks can swap implementations: time, ids, node kinds, execution and timers.
+ */
+
+import { kindFromPrefix } from '../core/ids.js';
+import type { NodeKind, NodeRun, NodeTypeRef } from '../gen/contract.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Resolves the kind of a node type before its NodeRun is created (undefined = not known yet). */
+export interface KindResolver {
+  kindOf(ref: NodeTypeRef): Promise<NodeKind | undefined> | NodeKind | undefined;
+}
+
+export const prefixKinds: KindResolver = { kindOf: (ref) => kindFromPrefix(ref.node_type_id) };
+
+/**
+ * Where queued NodeRuns go to be executed. The default does nothing: the coordinator is then a pure
+ * state authority and NodeRuns stay `queued` until an external worker completes them.
+ */
+export interface ExecutionPort {
+  /** A NodeRun became `queued`. Must return at once; execution happens in the background. */
+  dispatch(nodeRunId: string): void;
+  /** The coordinator ended a `running` NodeRun; tell its executor (best effort, in the background). */
+  cancel(nodeRun: NodeRun): void;
+  close(): Promise<void>;
+}
+
+export const noExecution: ExecutionPort = {
+  dispatch: () => {},
+  cancel: () => {},
+  close: async () => {},
+};
+
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  setTimeout: (callback, ms) => {
+    const handle = setTimeout(callback, ms);
+    handle.unref();
+    return handle;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};

@@ -1,0 +1,44 @@
+/** Identifier rules: what we generate, and what we accept from clients. */
+import { randomUUID } from 'node:crypto';
+import { ArpError } from '../errors.js';
+
+export interface IdGenerator {
+  runId(): string;
+  nodeRunId(): string;
+}
+
+/** `run_<32 hex>` and `node_run_<32 hex>`: URL-safe and free of `:`, like the reference services. */
+export const randomIds: IdGenerator = {
+  runId: () => `run_${randomUUID().replaceAll('-', '')}`,
+  nodeRunId: () => `node_run_${randomUUID().replaceAll('-', '')}`,
+};
+
+export const MAX_CLIENT_ID_LENGTH = 256;
+// `/` and `:` would break the URL space (`/v1/runs/{run_id}:cancel`); whitespace and control
+// characters make ids that cannot be typed or logged safely.
+const FORBIDDEN = /[/:\s\p{Cc}]/u;
+
+/** Rejects a client-supplied id that cannot be used safely in our URL space. */
+export function assertClientId(field: string, id: string): void {
+  const problem =
+    id.length === 0
+      ? 'must not be empty'
+      : id.length > MAX_CLIENT_ID_LENGTH
+        ? `must be at most ${MAX_CLIENT_ID_LENGTH} characters`
+        : FORBIDDEN.test(id)
+          ? 'must not contain "/", ":", whitespace or control characters'
+          : undefined;
+  if (problem) {
+    throw new ArpError('invalid_request', `${field} ${problem}`, {
+      details: { errors: [{ path: `/${field}`, message: problem }] },
+    });
+  }
+}
+
+/** Node kind from a `atomic.` / `composite.` id prefix, the fallback when no registry knows the type. */
+export function kindFromPrefix(nodeTypeId: string): 'atomic' | 'composite' | undefined {
+  const lower = nodeTypeId.toLowerCase();
+  if (lower.startsWith('atomic.')) return 'atomic';
+  if (lower.startsWith('composite.')) return 'composite';
+  return undefined;
+}

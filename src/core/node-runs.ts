@@ -1,0 +1,186 @@
+/**
+ * Pure decision for create_node_runs: all checks first, then one commit of every new NodeRun and
+ * its events, or nothing at all.
+ */
+
+import { ArpError } from '../errors.js';
+import type { NodeKind, NodeRunCreateSpec, NodeRunsCreateRequest, NodeTypeRef } from '../gen/contract.js';
+import { canonicalJson } from './canonical.js';
+import { checkCandidate, checkStructural, mergeConstraints } from './constraints.js';
+import {
+  type Decision,
+  type Effect,
+  type EventDraft,
+  EXT,
+  isTerminal,
+  type NodeRun,
+  type NodeRunRecord,
+  type RunView,
+} from './model.js';
+import { newNodeRunRecord } from './runs.js';
+import { defined, withExtensions } from './shape.js';
+
+export interface CreateNodeRunsInput {
+  readonly request: NodeRunsCreateRequest;
+  readonly now: Date;
+  readonly newId: () => string;
+  /** Kind of a node type when it is known before dispatch (e.g. from its id prefix). */
+  readonly kindOf: (ref: NodeTypeRef) => NodeKind | undefined;
+}
+
+/** 400 when one request uses the same idempotency key twice. */
+function rejectDuplicateKeys(specs: readonly NodeRunCreateSpec[]): void {
+  const seen = new Map<string, number>();
+  specs.forEach((spec, index) => {
+    const key = spec.idempotency_key;
+    if (key === undefined) return;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new ArpError('invalid_request', `idempotency_key '${key}' appears more than once in node_runs`, {
+        details: {
+          errors: [
+            { path: `/node_runs/${index}/idempotency_key`, message: `duplicates /node_runs/${first}` },
+          ],
+        },
+      });
+    }
+    seen.set(key, index);
+  });
+}
+
+function loadParent(view: RunView, parentId: string): NodeRunRecord {
+  const record = view.record;
+  if (!record) throw new ArpError('run_not_found', `Run '${view.runId}' not found`);
+  if (isTerminal(record.run.state)) {
+    throw new ArpError('run_already_terminal', `Run '${view.runId}' is already ${record.run.state}`, {
+      details: { state: record.run.state },
+    });
+  }
+  const parent = view.nodeRun(parentId);
+  if (!parent) {
+    if (view.locate(parentId) !== undefined) {
+      throw new ArpError('parent_node_run_mismatch', 'Parent NodeRun does not belong to the requested run');
+    }
+    throw new ArpError('parent_node_run_not_found', `Parent NodeRun '${parentId}' not found`);
+  }
+  if (isTerminal(parent.nodeRun.state)) {
+    throw new ArpError(
+      'parent_node_run_terminal',
+      `Parent NodeRun '${parentId}' is already ${parent.nodeRun.state}`,
+      {
+        details: { state: parent.nodeRun.state },
+      },
+    );
+  }
+  if (parent.nodeRun.kind === 'atomic') {
+    throw new ArpError('parent_node_run_invalid', 'Parent NodeRun is atomic and cannot have child NodeRuns');
+  }
+  return parent;
+}
+
+function childExtensions(spec: NodeRunCreateSpec, constraints: NodeRunRecord['constraints']) {
+  return {
+    ...spec.extensions,
+    [EXT.constraints]: constraints,
+    [EXT.idempotencyKey]: spec.idempotency_key,
+    [EXT.candidateSetId]: spec.candidate_set_id ?? spec.binding_decision?.candidate_set_id,
+    [EXT.bindingDecision]: spec.binding_decision,
+    [EXT.metadata]: spec.metadata,
+    [EXT.requestedExecutorInstanceId]: spec.requested_executor_instance_id,
+  };
+}
+
+function childEvents(nodeRun: NodeRun, spec: NodeRunCreateSpec, time: string): EventDraft[] {
+  const id = nodeRun.node_run_id;
+  const events: EventDraft[] = [
+    {
+      type: 'node_run_assigned',
+      time,
+      node_run_id: id,
+      data: { parent_node_run_id: nodeRun.parent_node_run_id },
+    },
+  ];
+  const candidateSetId = spec.candidate_set_id ?? spec.binding_decision?.candidate_set_id;
+  if (candidateSetId !== undefined) {
+    const data = defined({ candidate_set_id: candidateSetId, subtask_id: spec.binding_decision?.subtask_id });
+    events.push({ type: 'candidate_set_generated', time, node_run_id: id, data });
+  }
+  if (spec.binding_decision) {
+    events.push({ type: 'subtask_mapped', time, node_run_id: id, data: { ...spec.binding_decision } });
+  }
+  return events;
+}
+
+export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput): Decision<NodeRun[]> {
+  const { request, now } = input;
+  rejectDuplicateKeys(request.node_runs);
+  const parent = loadParent(view, request.parent_node_run_id);
+  const time = now.toISOString();
+  const result: NodeRun[] = [];
+  const created: NodeRunRecord[] = [];
+  const events: EventDraft[] = [];
+
+  request.node_runs.forEach((spec, index) => {
+    const fingerprint = canonicalJson(spec);
+    const key = spec.idempotency_key;
+    const existing = key === undefined ? undefined : view.idempotent(parent.nodeRun.node_run_id, key);
+    if (existing) {
+      if (existing.idempotency?.fingerprint !== fingerprint) {
+        throw new ArpError(
+          'idempotency_conflict',
+          `idempotency_key '${key}' was already used with a different spec`,
+          {
+            details: { idempotency_key: key, node_run_id: existing.nodeRun.node_run_id, index },
+          },
+        );
+      }
+      result.push(existing.nodeRun);
+      return;
+    }
+    checkCandidate(parent.constraints?.candidates, spec.node_type_ref.node_type_id, index);
+    const constraints = mergeConstraints(parent.constraints, spec.constraints);
+    const nodeRun = withExtensions(
+      defined({
+        node_run_id: input.newId(),
+        run_id: view.runId,
+        node_type_ref: spec.node_type_ref,
+        kind: input.kindOf(spec.node_type_ref),
+        parent_node_run_id: parent.nodeRun.node_run_id,
+        state: 'queued',
+        created_at: time,
+        inputs: spec.inputs,
+      }) as NodeRun,
+      childExtensions(spec, constraints),
+    );
+    const idempotency = key === undefined ? undefined : { key, fingerprint };
+    created.push(newNodeRunRecord(nodeRun, parent.depth + 1, constraints, idempotency));
+    events.push(...childEvents(nodeRun, spec, time));
+    result.push(nodeRun);
+  });
+
+  if (created.length === 0) return { value: result };
+  checkStructural(parent.constraints?.structural, {
+    childDepth: parent.depth + 1,
+    childrenAfter: parent.childIds.length + created.length,
+    totalAfter: view.nodeRunCount() + created.length,
+    roundsAfter: parent.rounds + 1,
+  });
+  const newIds = created.map((record) => record.nodeRun.node_run_id);
+  const updatedParent: NodeRunRecord = {
+    ...parent,
+    childIds: [...parent.childIds, ...newIds],
+    rounds: parent.rounds + 1,
+  };
+  const decomposed: EventDraft = {
+    type: 'composite_decomposed',
+    time,
+    node_run_id: parent.nodeRun.node_run_id,
+    data: { node_run_count: created.length, round: updatedParent.rounds },
+  };
+  const effects: Effect[] = newIds.map((nodeRunId) => ({ type: 'dispatch', nodeRunId }));
+  return {
+    value: result,
+    changes: { nodeRuns: [updatedParent, ...created], events: [decomposed, ...events] },
+    effects,
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * Pure decisions about Runs: start (idempotent on identical retry) and termination (cancel, budget
+ * expiry), including the cascade that ends every unfinished NodeRun of the Run.
+ */
+
+import { ArpError, runNotFound, TERMINATION_CODES, type TerminationCode } from '../errors.js';
+import type { NodeKind, RunStartRequest } from '../gen/contract.js';
+import { canonicalJson } from './canonical.js';
+import { mergeConstraints } from './constraints.js';
+import {
+  type Decision,
+  type Effect,
+  type EventDraft,
+  EXT,
+  isTerminal,
+  type NodeRunRecord,
+  type Run,
+  type RunView,
+} from './model.js';
+import { defined, withExtensions } from './shape.js';
+
+export interface StartRunInput {
+  readonly request: RunStartRequest;
+  readonly runId: string;
+  readonly rootNodeRunId: string;
+  readonly rootKind: NodeKind | undefined;
+  readonly now: Date;
+}
+
+export function decideStartRun(view: RunView, input: StartRunInput): Decision<Run> {
+  const { request, runId, rootNodeRunId, rootKind, now } = input;
+  const fingerprint = canonicalJson(request);
+  if (view.record) {
+    if (view.record.startFingerprint === fingerprint) return { value: view.record.run };
+    throw new ArpError('run_already_exists', `Run '${runId}' already exists with a different request`, {
+      details: { run_id: runId },
+    });
+  }
+  const time = now.toISOString();
+  const constraints = mergeConstraints(request.constraints);
+  const run: Run = withExtensions(
+    defined({
+      run_id: runId,
+      state: 'running',
+      root_node_run_id: rootNodeRunId,
+      run_context: request.run_context,
+      started_at: time,
+    }) as Run,
+    { ...request.extensions, [EXT.constraints]: constraints, [EXT.metadata]: request.metadata },
+  );
+  const root = withExtensions(
+    defined({
+      node_run_id: rootNodeRunId,
+      run_id: runId,
+      node_type_ref: request.root_node_type_ref,
+      kind: rootKind,
+      state: 'queued',
+      created_at: time,
+      inputs: request.input,
+    }) as NodeRunRecord['nodeRun'],
+    { [EXT.constraints]: constraints },
+  );
+  const wallTime = constraints?.budgets?.max_wall_time_ms;
+  const deadlineAt = wallTime === undefined ? undefined : now.getTime() + wallTime;
+  const effects: Effect[] = [{ type: 'dispatch', nodeRunId: rootNodeRunId }];
+  if (deadlineAt !== undefined) effects.push({ type: 'arm_deadline', runId, at: deadlineAt });
+  return {
+    value: run,
+    changes: {
+      run: { run, constraints, startFingerprint: fingerprint, deadlineAt },
+      nodeRuns: [newNodeRunRecord(root, 0, constraints)],
+      events: [
+        { type: 'run_started', time, data: { root_node_run_id: rootNodeRunId } },
+        { type: 'node_run_assigned', time, node_run_id: rootNodeRunId, data: { root: true } },
+      ],
+    },
+    effects,
+  };
+}
+
+export function newNodeRunRecord(
+  nodeRun: NodeRunRecord['nodeRun'],
+  depth: number,
+  constraints: NodeRunRecord['constraints'],
+  idempotency?: NodeRunRecord['idempotency'],
+): NodeRunRecord {
+  return {
+    nodeRun,
+    depth,
+    constraints,
+    childIds: [],
+    rounds: 0,
+    idempotency,
+    completionFingerprint: undefined,
+    endedByCoordinator: false,
+  };
+}
+
+/** Ends a NodeRun on the coordinator's own authority (cancel, cascade, budget). */
+export function endByCoordinator(
+  record: NodeRunRecord,
+  reason: TerminationCode,
+  time: string,
+): NodeRunRecord {
+  const nodeRun = {
+    ...record.nodeRun,
+    state: 'canceled' as const,
+    ended_at: time,
+    extensions: {
+      ...record.nodeRun.extensions,
+      [EXT.completionError]: { code: reason, message: TERMINATION_CODES[reason] },
+    },
+  };
+  return { ...record, nodeRun, endedByCoordinator: true };
+}
+
+/** Effects owed for NodeRuns the coordinator just ended: running ones get a cancel call. */
+export function cancellationEffects(
+  ended: readonly NodeRunRecord[],
+  previous: (id: string) => NodeRunRecord | undefined,
+) {
+  const effects: Effect[] = [];
+  for (const record of ended) {
+    const before = previous(record.nodeRun.node_run_id);
+    if (before?.nodeRun.state === 'running')
+      effects.push({ type: 'cancel_execution', nodeRun: before.nodeRun });
+  }
+  return effects;
+}
+
+export interface TerminateRunInput {
+  readonly now: Date;
+  /** `canceled` for cancel_run; `failed` when a budget ran out. */
+  readonly state: 'canceled' | 'failed';
+  readonly reason: TerminationCode;
+  readonly detail?: Record<string, unknown>;
+}
+
+/**
+ * Makes a Run terminal and ends every unfinished NodeRun in it. Idempotent: a Run that is already
+ * terminal is returned unchanged.
+ */
+export function decideTerminateRun(view: RunView, input: TerminateRunInput): Decision<Run> {
+  const record = view.record;
+  if (!record) throw runNotFound(view.runId);
+  if (isTerminal(record.run.state)) return { value: record.run };
+  const time = input.now.toISOString();
+  const ended: NodeRunRecord[] = [];
+  for (const nodeRecord of view.nodeRuns()) {
+    if (!isTerminal(nodeRecord.nodeRun.state)) ended.push(endByCoordinator(nodeRecord, input.reason, time));
+  }
+  const run: Run = { ...record.run, state: input.state, ended_at: time };
+  if (input.state === 'failed') {
+    run.extensions = {
+      ...record.run.extensions,
+      [EXT.completionError]: defined({
+        code: input.reason,
+        message: TERMINATION_CODES[input.reason],
+        details: input.detail,
+      }),
+    };
+  }
+  const event: EventDraft = {
+    type: 'run_completed',
+    time,
+    data: {
+      state: input.state,
+      reason: input.reason,
+      canceled_node_run_count: ended.length,
+      ...input.detail,
+    },
+  };
+  return {
+    value: run,
+    changes: { run: { ...record, run }, nodeRuns: ended, events: [event] },
+    effects: [
+      ...cancellationEffects(ended, (id) => view.nodeRun(id)),
+      { type: 'disarm_deadline', runId: record.run.run_id },
+    ],
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * The one table of error codes the coordinator answers with, and the typed error that carries them.
+ * Code inside the service throws `ArpError`; only the HTTP boundary turns it into an ErrorEnvelope.
+ */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  run_not_found: 404,
+  node_run_not_found: 404,
+  parent_node_run_not_found: 404,
+  method_not_allowed: 405,
+  not_acceptable: 406,
+  run_already_exists: 409,
+  run_already_terminal: 409,
+  parent_node_run_mismatch: 409,
+  parent_node_run_terminal: 409,
+  parent_node_run_invalid: 409,
+  idempotency_conflict: 409,
+  constraint_violation: 409,
+  node_run_already_terminal: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/**
+ * Codes recorded in a NodeRun's or Run's `rc.completion_error` when the coordinator itself ends it.
+ * They never appear as HTTP errors.
+ */
+export const TERMINATION_CODES = {
+  run_canceled: 'The Run was canceled.',
+  parent_completed: 'The parent NodeRun was completed before this NodeRun finished.',
+  budget_exceeded: 'A budget of the Run was exhausted.',
+  run_finished: 'The Run finished before this NodeRun did.',
+} as const;
+
+export type TerminationCode = keyof typeof TERMINATION_CODES;
+
+export class ArpError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+  readonly retryable: boolean | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: {
+      details?: Record<string, unknown>;
+      retryable?: boolean;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(message);
+    this.name = 'ArpError';
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    this.details = options.details;
+    this.retryable = options.retryable;
+    this.headers = options.headers;
+  }
+}
+
+export const runNotFound = (runId: string) => new ArpError('run_not_found', `Run '${runId}' not found`);
+export const nodeRunNotFound = (nodeRunId: string) =>
+  new ArpError('node_run_not_found', `NodeRun '${nodeRunId}' not found`);

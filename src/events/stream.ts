@@ -1,0 +1,99 @@
+/**
+ * Reads a Run's events from the store in seq order and hands them to a sink, as a snapshot or
+ * following new events until the Run is finished. Nothing is queued per subscriber: the store's
+ * event log is the buffer, and a slow sink simply makes the reader wait, so memory stays bounded.
+ */
+import { isTerminal, type RunEvent, type RunView } from '../core/model.js';
+import type { Store } from '../store/store.js';
+
+export interface EventSink {
+  /** Writes one chunk; false means "wait for drain before writing more". */
+  write(chunk: string): boolean;
+  /** Resolves when the sink can take more, or when it closed. */
+  drained(): Promise<void>;
+  /** Resolves when the sink closed (client went away or the server is shutting down). */
+  readonly closed: Promise<void>;
+  isClosed(): boolean;
+}
+
+export interface StreamOptions {
+  readonly runId: string;
+  /** Only events with seq > afterSeq. */
+  readonly afterSeq: number;
+  readonly follow: boolean;
+  /** Restricts the stream to the events of this NodeRun and its descendants. */
+  readonly subtreeOf?: string;
+}
+
+const BATCH = 256;
+
+/** Membership test for "this NodeRun or one of its descendants", memoised per stream. */
+function subtreeFilter(rootId: string) {
+  const known = new Map<string, boolean>([[rootId, true]]);
+  return (view: RunView, event: RunEvent): boolean => {
+    const start = event.node_run_id;
+    if (start === undefined) return false;
+    const path: string[] = [];
+    let verdict: boolean | undefined;
+    for (let id: string | undefined = start; id !== undefined; ) {
+      verdict = known.get(id);
+      if (verdict !== undefined) break;
+      path.push(id);
+      id = view.nodeRun(id)?.nodeRun.parent_node_run_id;
+    }
+    for (const id of path) known.set(id, verdict ?? false);
+    return verdict ?? false;
+  };
+}
+
+interface Batch {
+  readonly lines: string;
+  readonly cursor: number;
+  /** True when every committed event has been read. */
+  readonly caughtUp: boolean;
+  /** True when the reader has seen every event and nothing more will come. */
+  readonly done: boolean;
+}
+
+export async function streamEvents(store: Store, sink: EventSink, options: StreamOptions): Promise<void> {
+  const include = options.subtreeOf === undefined ? undefined : subtreeFilter(options.subtreeOf);
+  let cursor = options.afterSeq;
+  let changed = false;
+  let wake: (() => void) | undefined;
+  const unsubscribe = options.follow
+    ? store.subscribe(options.runId, () => {
+        changed = true;
+        wake?.();
+      })
+    : () => {};
+  sink.closed.then(
+    () => wake?.(),
+    () => wake?.(),
+  );
+  try {
+    while (!sink.isClosed()) {
+      changed = false;
+      const batch = await store.read(options.runId, (view): Batch => {
+        const events = view.events(cursor, BATCH);
+        let lines = '';
+        for (const event of events)
+          if (!include || include(view, event)) lines += `${JSON.stringify(event)}\n`;
+        const next = events.length > 0 ? events[events.length - 1]!.seq : cursor;
+        const caughtUp = next >= view.lastSeq();
+        const finished = view.record === undefined || isTerminal(view.record.run.state);
+        return { lines, cursor: next, caughtUp, done: caughtUp && (!options.follow || finished) };
+      });
+      cursor = batch.cursor;
+      if (batch.lines && !sink.write(batch.lines)) await sink.drained();
+      if (batch.done) return;
+      // A commit may have landed while this batch was written; only sleep when there is nothing new.
+      if (!batch.caughtUp || changed || sink.isClosed()) continue;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Writes an event stream to a raw HTTP response as `application/x-ndjson`, respecting backpressure,
+ * and ends it when the stream is done, the client disconnects or the server shuts down.
+ */
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
+import { type StreamOptions, streamEvents } from '../events/stream.js';
+import type { Store } from '../store/store.js';
+
+/** Open streams, so that shutdown can end them. */
+export class StreamRegistry {
+  readonly #open = new Set<ServerResponse>();
+
+  add(raw: ServerResponse): void {
+    this.#open.add(raw);
+    raw.once('close', () => this.#open.delete(raw));
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Ends every open stream cleanly (the client sees a complete NDJSON body). */
+  endAll(): void {
+    for (const raw of this.#open) raw.end();
+  }
+}
+
+export async function sendEventStream(
+  reply: FastifyReply,
+  store: Store,
+  registry: StreamRegistry,
+  options: StreamOptions,
+): Promise<void> {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    'content-type': 'application/x-ndjson; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-request-id': String(reply.request.id),
+    ...(options.follow ? { 'x-accel-buffering': 'no' } : {}),
+  });
+  registry.add(raw);
+  const closed = new Promise<void>((resolve) => raw.once('close', resolve));
+  // `finish` fires when the server ends the stream (shutdown) before the socket closes.
+  const ended = new Promise<void>((resolve) => raw.once('finish', resolve));
+  const gone = Promise.race([closed, ended]);
+  const isClosed = () => raw.destroyed || raw.writableEnded;
+  try {
+    await streamEvents(
+      store,
+      {
+        write: (chunk) => raw.write(chunk),
+        drained: () => waitForDrain(raw),
+        closed: gone,
+        isClosed,
+      },
+      options,
+    );
+    if (!isClosed()) raw.end();
+  } catch (error) {
+    reply.request.log.error({ err: error }, 'event stream failed');
+    raw.destroy();
+  }
+}
+
+/** Resolves on `drain`, or when the response is gone; leaves no listener behind. */
+function waitForDrain(raw: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      for (const event of ['drain', 'close', 'finish']) raw.off(event, done);
+      resolve();
+    };
+    for (const event of ['drain', 'close', 'finish']) raw.on(event, done);
+  });
+}

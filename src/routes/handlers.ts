@@ -1,0 +1,115 @@
+/**
+ * Thin handlers, one per operationId: read the request, call the coordinator, shape the reply.
+ * `Record<OperationId, Handler>` makes the type checker prove that every operation has one.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { ArpError, nodeRunNotFound, runNotFound } from '../errors.js';
+import type {
+  NodeRunCompleteRequest,
+  NodeRunEvaluationReportRequest,
+  NodeRunsCreateRequest,
+  NodeRunsCreateResponse,
+  operations,
+  RunStartRequest,
+  VersionInfo,
+} from '../gen/contract.js';
+import { type StreamRegistry, sendEventStream } from '../http/ndjson.js';
+
+export type OperationId = keyof operations;
+
+export interface HandlerContext {
+  readonly coordinator: Coordinator;
+  readonly streams: StreamRegistry;
+  readonly version: VersionInfo;
+  readonly clock: () => Date;
+  /** Throws the 404/405 the router would give for this URL (ids never contain `:`). */
+  readonly routeMiss: (request: FastifyRequest) => never;
+}
+
+export type Handler = (request: FastifyRequest, reply: FastifyReply, ctx: HandlerContext) => Promise<unknown>;
+
+type Params = Record<string, string>;
+
+/** An id with a `:` is a verb path hit with the wrong method (e.g. `GET /v1/runs/x:cancel`). */
+function idParam(request: FastifyRequest, name: string, ctx: HandlerContext): string {
+  const id = (request.params as Params)[name]!;
+  if (id.includes(':')) ctx.routeMiss(request);
+  return id;
+}
+
+function streamQuery(request: FastifyRequest): { follow: boolean; afterSeq: number } {
+  const query = request.query as Record<string, string | string[] | undefined>;
+  const bad = (name: string, message: string) =>
+    new ArpError('invalid_request', `Query parameter ${name} ${message}`, {
+      details: { errors: [{ path: `querystring/${name}`, message }] },
+    });
+  const single = (name: string) => {
+    const value = query[name];
+    if (Array.isArray(value)) throw bad(name, 'must be given once');
+    return value;
+  };
+  const followText = single('follow');
+  if (followText !== undefined && followText !== 'true' && followText !== 'false') {
+    throw bad('follow', 'must be true or false');
+  }
+  const afterText = single('after_seq');
+  if (afterText !== undefined && !/^\d{1,15}$/.test(afterText))
+    throw bad('after_seq', 'must be an integer >= 0');
+  return { follow: followText === 'true', afterSeq: afterText === undefined ? 0 : Number(afterText) };
+}
+
+export const handlers: Record<OperationId, Handler> = {
+  health: async (_request, _reply, ctx) => ({ status: 'ok', time: ctx.clock().toISOString() }),
+
+  version: async (_request, _reply, ctx) => ctx.version,
+
+  start_run: async (request, _reply, ctx) => ctx.coordinator.startRun(request.body as RunStartRequest),
+
+  get_run: async (request, _reply, ctx) => ctx.coordinator.getRun(idParam(request, 'run_id', ctx)),
+
+  cancel_run: async (request, _reply, ctx) => ctx.coordinator.cancelRun((request.params as Params).run_id!),
+
+  stream_run_events: async (request, reply, ctx) => {
+    const runId = idParam(request, 'run_id', ctx);
+    const query = streamQuery(request);
+    if (!(await ctx.coordinator.store.getRun(runId))) throw runNotFound(runId);
+    await sendEventStream(reply, ctx.coordinator.store, ctx.streams, { runId, ...query });
+    return reply;
+  },
+
+  create_node_runs: async (request, _reply, ctx) => {
+    const body = request.body as NodeRunsCreateRequest;
+    const response: NodeRunsCreateResponse = { node_runs: await ctx.coordinator.createNodeRuns(body) };
+    if (body.extensions) response.extensions = body.extensions;
+    return response;
+  },
+
+  get_node_run: async (request, _reply, ctx) =>
+    ctx.coordinator.getNodeRun(idParam(request, 'node_run_id', ctx)),
+
+  stream_node_run_events: async (request, reply, ctx) => {
+    const nodeRunId = idParam(request, 'node_run_id', ctx);
+    const query = streamQuery(request);
+    const runId = await ctx.coordinator.store.locate(nodeRunId);
+    if (runId === undefined) throw nodeRunNotFound(nodeRunId);
+    await sendEventStream(reply, ctx.coordinator.store, ctx.streams, {
+      runId,
+      subtreeOf: nodeRunId,
+      ...query,
+    });
+    return reply;
+  },
+
+  report_node_run_evaluation: async (request, reply, ctx) => {
+    const nodeRunId = (request.params as Params).node_run_id!;
+    await ctx.coordinator.reportEvaluation(nodeRunId, request.body as NodeRunEvaluationReportRequest);
+    return reply.code(204).send();
+  },
+
+  complete_node_run: async (request, reply, ctx) => {
+    const nodeRunId = (request.params as Params).node_run_id!;
+    await ctx.coordinator.completeNodeRun(nodeRunId, request.body as NodeRunCompleteRequest);
+    return reply.code(204).send();
+  },
+};
