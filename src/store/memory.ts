@@ -71,7 +71,13 @@ export class MemoryStore implements Store {
 
   /** Numbers for diagnostics and tests. */
   stats() {
-    return { runs: this.#runs.size, nodeRuns: this.#locations.size, finishedRuns: this.#finished.size };
+    return {
+      runs: this.#runs.size,
+      nodeRuns: this.#locations.size,
+      finishedRuns: this.#finished.size,
+      /** Runs with at least one live event subscriber (open follow streams). */
+      subscribedRuns: this.#hub.activeRuns,
+    };
   }
 
   #view(runId: string, state: RunState): RunView {

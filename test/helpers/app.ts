@@ -3,7 +3,7 @@
  * against the contract: `assertNoViolations()` (called in afterEach by `useApp`) fails the test when
  * any response body the test saw did not match its schema.
  */
-import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterEach, expect } from 'vitest';
 import { type AppDeps, buildApp, type ContractViolation } from '../../src/app.js';
 import type { IdGenerator } from '../../src/core/ids.js';
@@ -12,7 +12,7 @@ export interface TestApp {
   readonly app: FastifyInstance;
   readonly violations: ContractViolation[];
   readonly clock: ManualClock;
-  request(options: InjectOptions): ReturnType<FastifyInstance['inject']>;
+  request(options: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -59,15 +59,15 @@ export async function createTestApp(deps: AppDeps = {}): Promise<TestApp> {
 }
 
 /** Registers cleanup that closes every app created in a test and fails on contract violations. */
-export function useApp(deps: AppDeps = {}): () => Promise<TestApp> {
+export function useApp(defaults: AppDeps = {}): (deps?: AppDeps) => Promise<TestApp> {
   const created: TestApp[] = [];
   afterEach(async () => {
     const all = created.splice(0);
     await Promise.all(all.map((t) => t.close()));
     for (const t of all) expect(t.violations, 'responses that broke the contract').toEqual([]);
   });
-  return async () => {
-    const t = await createTestApp(deps);
+  return async (deps: AppDeps = {}) => {
+    const t = await createTestApp({ ...defaults, ...deps });
     created.push(t);
     return t;
   };
