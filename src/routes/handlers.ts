@@ -31,10 +31,13 @@ export type Handler = (request: FastifyRequest, reply: FastifyReply, ctx: Handle
 
 type Params = Record<string, string>;
 
-/** An id with a `:` is a verb path hit with the wrong method (e.g. `GET /v1/runs/x:cancel`). */
+/**
+ * An id with a `:` is a verb path hit with the wrong method (e.g. `GET /v1/runs/x:cancel`), and an
+ * empty id segment (`GET /v1/runs/`) is no route at all: both get the router's 404/405.
+ */
 function idParam(request: FastifyRequest, name: string, ctx: HandlerContext): string {
   const id = (request.params as Params)[name]!;
-  if (id.includes(':')) ctx.routeMiss(request);
+  if (id === '' || id.includes(':')) ctx.routeMiss(request);
   return id;
 }
 
