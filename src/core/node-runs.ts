@@ -138,7 +138,10 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
       return;
     }
     checkCandidate(parent.constraints?.candidates, spec.node_type_ref.node_type_id, index);
-    const constraints = mergeConstraints(parent.constraints, spec.constraints);
+    // Children without constraints of their own share the parent's (immutable) envelope.
+    const constraints = spec.constraints
+      ? mergeConstraints(parent.constraints, spec.constraints)
+      : parent.constraints;
     const nodeRun = withExtensions(
       defined({
         node_run_id: input.newId(),
