@@ -100,13 +100,14 @@ function childEvents(nodeRun: NodeRun, spec: NodeRunCreateSpec, time: string): E
       data: { parent_node_run_id: nodeRun.parent_node_run_id },
     },
   ];
+  // The order of the reference implementation, which existing ARP consumers see.
+  if (spec.binding_decision) {
+    events.push({ type: 'subtask_mapped', time, node_run_id: id, data: { ...spec.binding_decision } });
+  }
   const candidateSetId = spec.candidate_set_id ?? spec.binding_decision?.candidate_set_id;
   if (candidateSetId !== undefined) {
     const data = defined({ candidate_set_id: candidateSetId, subtask_id: spec.binding_decision?.subtask_id });
     events.push({ type: 'candidate_set_generated', time, node_run_id: id, data });
-  }
-  if (spec.binding_decision) {
-    events.push({ type: 'subtask_mapped', time, node_run_id: id, data: { ...spec.binding_decision } });
   }
   return events;
 }

@@ -149,8 +149,8 @@ describe('create_node_runs', () => {
       `composite_decomposed:${run.root_node_run_id}`,
       'node_run_assigned:node_run_2',
       'node_run_assigned:node_run_3',
-      'candidate_set_generated:node_run_3',
       'subtask_mapped:node_run_3',
+      'candidate_set_generated:node_run_3',
     ]);
   });
 
