@@ -117,6 +117,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     // Fastify's two lines per request cost about a third of the throughput; see `logRequests`.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
+    // HEAD is not in the contract; it gets 405 like any other method the contract does not define.
+    exposeHeadRoutes: false,
     genReqId: requestIdGenerator(),
     clientErrorHandler,
     ajv: {
@@ -218,7 +220,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     });
   }
 
-  app.addHook('preClose', async () => streams.endAll());
+  app.addHook('preClose', () => streams.endAll());
   app.addHook('onClose', async () => {
     await coordinator.close();
     await store.close();

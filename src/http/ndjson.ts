@@ -12,6 +12,7 @@ export class StreamRegistry {
   readonly #open = new Set<ServerResponse>();
 
   add(raw: ServerResponse): void {
+    if (raw.destroyed || raw.writableFinished) return;
     this.#open.add(raw);
     raw.once('close', () => this.#open.delete(raw));
   }
@@ -20,9 +21,23 @@ export class StreamRegistry {
     return this.#open.size;
   }
 
-  /** Ends every open stream cleanly (the client sees a complete NDJSON body). */
-  endAll(): void {
-    for (const raw of this.#open) raw.end();
+  /**
+   * Ends every open stream cleanly and resolves once each has been handed to its socket, so that
+   * closing the server afterwards cannot cut off a client that is still reading (the client sees a
+   * complete NDJSON body). A client that never reads is bounded by the shutdown timeout.
+   */
+  async endAll(): Promise<void> {
+    await Promise.all(
+      [...this.#open].map(
+        (raw) =>
+          new Promise<void>((resolve) => {
+            if (raw.destroyed || raw.writableFinished) return resolve();
+            raw.once('finish', resolve);
+            raw.once('close', resolve);
+            raw.end();
+          }),
+      ),
+    );
   }
 }
 
@@ -40,6 +55,8 @@ export async function sendEventStream(
     'x-request-id': String(reply.request.id),
     ...(options.follow ? { 'x-accel-buffering': 'no' } : {}),
   });
+  // Node sends headers with the first write; a follow stream may have nothing to write for a while.
+  raw.flushHeaders();
   registry.add(raw);
   const closed = new Promise<void>((resolve) => raw.once('close', resolve));
   // `finish` fires when the server ends the stream (shutdown) before the socket closes.

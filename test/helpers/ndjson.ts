@@ -27,7 +27,9 @@ export function parseEvents(lines: readonly string[]): RunEvent[] {
     }
     const errors = contractValidators().validate('RunEvent', value);
     if (errors.length > 0)
-      throw new Error(`line ${index + 1} is not a RunEvent: ${JSON.stringify(errors)} in ${line.slice(0, 500)}`);
+      throw new Error(
+        `line ${index + 1} is not a RunEvent: ${JSON.stringify(errors)} in ${line.slice(0, 500)}`,
+      );
     return value as RunEvent;
   });
 }
@@ -91,7 +93,8 @@ export class LineReader {
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => this.#onData(chunk));
     res.once('end', () => {
-      if (this.#partial !== '') this.#fail(new Error(`body ended inside a line: ${this.#partial.slice(0, 200)}`));
+      if (this.#partial !== '')
+        this.#fail(new Error(`body ended inside a line: ${this.#partial.slice(0, 200)}`));
       else if (!res.complete) this.#fail(new Error('body ended before it was complete'));
       else {
         this.#ended = true;
@@ -176,10 +179,17 @@ export interface OpenStream {
   destroy(): void;
 }
 
-/** Sends a GET and resolves as soon as the response headers arrived; the body is read through `lines`. */
-export function openStream(base: string, path: string, agent: http.Agent | false = false): Promise<OpenStream> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(new URL(path, base), { agent }, (res) => {
+export interface PendingStream {
+  readonly req: http.ClientRequest;
+  /** Resolves when the response status and headers arrived. */
+  readonly response: Promise<OpenStream>;
+}
+
+/** Sends a GET without waiting for anything; `response` resolves once the status and headers arrived. */
+export function startStream(base: string, path: string, agent: http.Agent | false = false): PendingStream {
+  let req!: http.ClientRequest;
+  const response = new Promise<OpenStream>((resolve, reject) => {
+    req = http.get(new URL(path, base), { agent }, (res) => {
       resolve({
         status: res.statusCode ?? 0,
         headers: res.headers,
@@ -193,9 +203,14 @@ export function openStream(base: string, path: string, agent: http.Agent | false
     });
     req.once('error', reject);
   });
+  return { req, response };
 }
 
-/** Resolves once `emitter` emits `event` (with no timers: the test's own timeout bounds the wait). */
-export function once(emitter: NodeJS.EventEmitter, event: string): Promise<void> {
-  return new Promise((resolve) => emitter.once(event, () => resolve()));
+/** Sends a GET and resolves as soon as the response headers arrived; the body is read through `lines`. */
+export function openStream(
+  base: string,
+  path: string,
+  agent: http.Agent | false = false,
+): Promise<OpenStream> {
+  return startStream(base, path, agent).response;
 }
