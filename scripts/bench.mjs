@@ -1,0 +1,732 @@
+// `npm run bench`: throughput and latency of the real service against a bare-Fastify ceiling, plus
+// memory held per NodeRun. See BENCHMARKS.md for the method and how to read the output.
+//
+//   npm run bench -- [--connections 50] [--duration 10] [--warmup 3]
+//                    [--scenarios ceiling,get,create1,create10,complete,cycle] [--parents 1000]
+//                    [--memory-nodes 100000] [--skip-memory]
+//
+// The service runs on core 0 (`taskset -c 0`), the load generator on core 1 (`taskset -c 1`); every
+// scenario gets a fresh service process with the default configuration. Results are printed and
+// written to bench-results/latest.json (plus a dated copy). Exit code 1 when any request failed.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { realisticInputs, SetupClient } from './bench/common.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const resultsDir = join(root, 'bench-results');
+const logsDir = join(resultsDir, 'logs');
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const ALL_SCENARIOS = ['ceiling', 'get', 'create1', 'create10', 'complete', 'cycle'];
+const USAGE = `usage: npm run bench -- [options]
+  --connections N     concurrent connections (default 50)
+  --duration S        measured seconds per scenario (default 10)
+  --warmup S          unmeasured warm-up seconds per scenario (default 3)
+  --scenarios LIST    comma-separated subset of ${ALL_SCENARIOS.join(',')} (default: all)
+  --parents N         composite parents the create scenarios spread over (default 1000)
+  --memory-nodes N    NodeRuns held for the memory probe (default 100000)
+  --skip-memory       do not run the memory probe`;
+
+function parseArgs(argv) {
+  const options = {
+    connections: 50,
+    duration: 10,
+    warmup: 3,
+    scenarios: ALL_SCENARIOS,
+    parents: 1000,
+    memoryNodes: 100_000,
+    skipMemory: false,
+  };
+  const number = (name, text, min) => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number >= ${min}`);
+    return value;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--connections':
+        options.connections = Math.round(number('connections', value(), 1));
+        break;
+      case '--duration':
+        options.duration = number('duration', value(), 1);
+        break;
+      case '--warmup':
+        options.warmup = number('warmup', value(), 0.5);
+        break;
+      case '--parents':
+        options.parents = Math.round(number('parents', value(), 1));
+        break;
+      case '--memory-nodes':
+        options.memoryNodes = Math.round(number('memory-nodes', value(), 1000));
+        break;
+      case '--skip-memory':
+        options.skipMemory = true;
+        break;
+      case '--scenarios': {
+        const list = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const unknown = list.filter((s) => !ALL_SCENARIOS.includes(s));
+        if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
+        options.scenarios = ALL_SCENARIOS.filter((s) => list.includes(s));
+        break;
+      }
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${argv[i]}\n${USAGE}`);
+    }
+  }
+  return options;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked and killed on exit, error, or Ctrl-C.
+
+const children = new Set();
+
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function killAll(signal) {
+  for (const child of children) {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+process.on('exit', () => killAll('SIGKILL'));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping every child process`);
+    killAll('SIGKILL');
+    process.exit(130);
+  });
+}
+
+function exited(child, timeoutMs) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  if (!(await exited(child, 5000))) {
+    child.kill('SIGKILL');
+    await exited(child, 5000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine facts, pinning and /proc sampling
+
+function detectPinning() {
+  if (os.availableParallelism() < 2) {
+    console.warn(
+      'WARNING: fewer than 2 CPUs available; running unpinned (numbers will mostly measure contention).',
+    );
+    return false;
+  }
+  const probe = spawnSync('taskset', ['-c', '1', 'true'], { stdio: 'ignore' });
+  if (probe.error || probe.status !== 0) {
+    console.warn(
+      'WARNING: taskset is missing or cannot pin to CPU 1; running UNPINNED (server and load share cores).',
+    );
+    return false;
+  }
+  return true;
+}
+
+let pinning = false;
+/** The command line for `cmd args` pinned to `cpu` (or unpinned when taskset is unavailable). */
+function pinned(cpu, cmd, args) {
+  return pinning ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) used so far by `pid`, or NaN. */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Current and peak resident set size of `pid` in bytes. */
+function rssOf(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1]) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return { rss: Number.NaN, peak: Number.NaN };
+  }
+}
+
+function machineFacts() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const version = (name) => {
+    try {
+      return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return undefined;
+    }
+  };
+  const git = (...args) => {
+    try {
+      return execFileSync('git', args, {
+        cwd: root,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' },
+      }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const changes = git('status', '--porcelain', '--untracked-files=no');
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown',
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    loadAverageAtStart: os.loadavg().map((v) => Math.round(v * 100) / 100),
+    versions: {
+      fastify: version('fastify'),
+      autocannon: version('autocannon'),
+      undici: version('undici'),
+      service: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
+    },
+    git: {
+      commit: git('rev-parse', 'HEAD'),
+      trackedChanges: changes === undefined ? undefined : changes !== '',
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Environment for the service: ours minus LOG_LEVEL and RC_*, so it runs with its defaults. */
+function serviceEnv() {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key === 'LOG_LEVEL' || key.startsWith('RC_')) delete env[key];
+  return env;
+}
+
+async function waitReady(url, child, label, logPath) {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${label} exited during startup (code ${child.exitCode}); see ${logPath}`);
+    }
+    try {
+      const res = await request(`${url}/v1/health`);
+      await res.body.dump();
+      if (res.statusCode === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${label} did not become ready within 20 s; see ${logPath}`);
+}
+
+async function startServer(label, script, extraArgs = []) {
+  const port = await freePort();
+  const logPath = join(logsDir, `${label}.log`);
+  const fd = openSync(logPath, 'w');
+  const [cmd, args] = pinned(0, process.execPath, [script, '--port', String(port), ...extraArgs]);
+  const child = track(spawn(cmd, args, { cwd: root, env: serviceEnv(), stdio: ['ignore', fd, fd] }));
+  closeSync(fd);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url, child, label, logPath);
+  return { label, url, child, logPath };
+}
+
+const startService = (label) => startServer(label, 'dist/server.js');
+
+/** pino lines at level error (50) or above in a service log. */
+function errorLogLines(logPath) {
+  try {
+    return readFileSync(logPath, 'utf8')
+      .split('\n')
+      .filter((line) => /"level":(5\d|60)/.test(line));
+  } catch {
+    return [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator
+
+/** Runs one scenario in scripts/bench/load.mjs on core 1 and samples the server's CPU meanwhile. */
+function runLoad(server, task) {
+  const [cmd, args] = pinned(1, process.execPath, ['scripts/bench/load.mjs']);
+  const child = track(spawn(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const pid = server.child.pid;
+  const budgetMs = (task.warmup + task.duration) * 1000 + 180_000;
+  return new Promise((resolve, reject) => {
+    let cpu0;
+    let t0;
+    let serverCpuPercent = Number.NaN;
+    let settled = false;
+    const finish = (error, value) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        stopProcess(child);
+        reject(error);
+      } else resolve(value);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`load generator for '${task.name}' did not finish within ${budgetMs / 1000} s`)),
+      budgetMs,
+    );
+    child.on('message', (message) => {
+      if (message.type === 'phase' && message.phase === 'measure-start') {
+        cpu0 = cpuSeconds(pid);
+        t0 = performance.now();
+      } else if (message.type === 'phase' && message.phase === 'measure-end') {
+        serverCpuPercent = ((cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+      } else if (message.type === 'result') {
+        const result = message.result;
+        finish(undefined, {
+          ...result,
+          serverCpuPercent,
+          serverMemory: rssOf(pid),
+          clientBound: result.clientCpuPercent > 90,
+          // Every connection always has a request in flight, so a server below 85% of its core while
+          // the load generator is not saturated means something else had the CPU.
+          contended: task.connections >= 10 && serverCpuPercent < 85 && result.clientCpuPercent <= 90,
+        });
+      } else if (message.type === 'error') {
+        const sample = message.failureSample
+          ? `\nfirst failing response: ${JSON.stringify(message.failureSample)}`
+          : '';
+        finish(new Error(`load generator failed in '${task.name}':\n${message.error}${sample}`));
+      }
+    });
+    child.once('exit', (code, signal) =>
+      finish(new Error(`load generator for '${task.name}' exited (${signal ?? code}) without a result`)),
+    );
+    child.send({ ...task, url: server.url });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+const LABELS = {
+  ceiling: 'ceiling: bare Fastify, same bytes',
+  get: 'GET /v1/node-runs/{id}',
+  create1: 'POST /v1/node-runs (1 spec)',
+  create10: 'POST /v1/node-runs (10 specs)',
+  complete: 'POST /v1/node-runs/{id}:complete',
+  cycle: 'cycle: start+create+complete x2',
+};
+
+/** A Run with one child NodeRun (realistic inputs); returns the child's raw GET response. */
+async function realNodeRun(server) {
+  const client = new SetupClient(server.url, 1);
+  const run = await client.startRun({ question: 'What changed this quarter?' });
+  const [child] = await client.createNodeRuns(run, 1, realisticInputs, 0);
+  await client.close();
+  const path = `/v1/node-runs/${child.node_run_id}`;
+  const res = await request(`${server.url}${path}`);
+  const body = Buffer.from(await res.body.arrayBuffer());
+  if (res.statusCode !== 200) throw new Error(`GET ${path} -> ${res.statusCode}: ${body}`);
+  return { path, body, contentType: String(res.headers['content-type']) };
+}
+
+async function withServer(start, use) {
+  const server = await start();
+  try {
+    const result = await use(server);
+    const errors = errorLogLines(server.logPath);
+    return { ...result, serviceErrorLogLines: errors.length, serviceErrorSample: errors[0] };
+  } finally {
+    await stopProcess(server.child);
+  }
+}
+
+async function runScenarios(options) {
+  const common = { connections: options.connections, duration: options.duration, warmup: options.warmup };
+  const want = new Set(options.scenarios);
+  const results = {};
+  const announce = (name) =>
+    console.error(`\n-- ${LABELS[name]}: warm-up ${options.warmup}s + ${options.duration}s measured ...`);
+
+  if (want.has('get') || want.has('ceiling')) {
+    // The ceiling needs a real response first, so both start from the same service.
+    let sample;
+    const get = await withServer(
+      () => startService('get'),
+      async (server) => {
+        sample = await realNodeRun(server);
+        console.error(`   sample NodeRun: ${sample.body.length} bytes, content-type '${sample.contentType}'`);
+        if (!want.has('get')) return undefined;
+        announce('get');
+        return runLoad(server, { ...common, name: 'get', kind: 'get', path: sample.path });
+      },
+    );
+    if (want.has('get')) results.get = { ...get, responseBytes: sample.body.length };
+    if (want.has('ceiling')) {
+      results.ceiling = await withServer(
+        () =>
+          startServer('ceiling', 'scripts/bench/ceiling-server.mjs', [
+            '--content-type',
+            sample.contentType,
+            '--body-base64',
+            sample.body.toString('base64'),
+          ]),
+        async (server) => {
+          const res = await request(`${server.url}${sample.path}`);
+          const body = Buffer.from(await res.body.arrayBuffer());
+          if (!body.equals(sample.body) || res.headers['content-type'] !== sample.contentType) {
+            throw new Error(
+              'the ceiling server does not serve the same bytes and content-type as the service',
+            );
+          }
+          announce('ceiling');
+          const result = await runLoad(server, {
+            ...common,
+            name: 'ceiling',
+            kind: 'get',
+            path: sample.path,
+          });
+          return { ...result, responseBytes: body.length };
+        },
+      );
+    }
+  }
+
+  for (const [name, specs] of [
+    ['create1', 1],
+    ['create10', 10],
+  ]) {
+    if (!want.has(name)) continue;
+    announce(name);
+    results[name] = await withServer(
+      () => startService(name),
+      (server) => runLoad(server, { ...common, name, kind: 'create', specs, parents: options.parents }),
+    );
+  }
+
+  if (want.has('complete')) {
+    announce('complete');
+    results.complete = await withServer(
+      () => startService('complete'),
+      (server) =>
+        runLoad(server, { ...common, name: 'complete', kind: 'complete', completeRateGuess: 20_000 }),
+    );
+  }
+
+  if (want.has('cycle')) {
+    announce('cycle');
+    results.cycle = await withServer(
+      () => startService('cycle'),
+      (server) => runLoad(server, { ...common, name: 'cycle', kind: 'cycle' }),
+    );
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory probe
+
+function runMemoryProbe(variant, count) {
+  const [cmd, args] = pinned(0, process.execPath, [
+    '--expose-gc',
+    'scripts/bench/memory-probe.mjs',
+    '--variant',
+    variant,
+    '--count',
+    String(count),
+  ]);
+  const child = track(spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  child.stdout.on('data', (chunk) => {
+    out += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`memory probe '${variant}' did not finish within 180 s`));
+    }, 180_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`memory probe '${variant}' exited with code ${code}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop()));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const fmtMs = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const fmtPct = (n) => (Number.isFinite(n) ? `${Math.round(n)}%` : '-');
+
+function failuresOf(name, r) {
+  const failures = [];
+  const bad = r.non2xx + r.errors + r.timeouts;
+  if (bad > 0) {
+    failures.push(
+      `${name}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; status codes ${JSON.stringify(r.statusCodes)}` +
+        (r.failureSample ? `; first failure: ${JSON.stringify(r.failureSample)}` : ''),
+    );
+  }
+  if (r.warmup?.non2xx > 0) failures.push(`${name}: ${r.warmup.non2xx} failed requests during warm-up`);
+  if (r.repeatedCompletions > 0) {
+    failures.push(
+      `${name}: ${r.repeatedCompletions} requests re-completed an already completed NodeRun (pool too small); the number is not valid`,
+    );
+  }
+  if (r.serviceErrorLogLines > 0) {
+    failures.push(
+      `${name}: ${r.serviceErrorLogLines} error lines in the service log, e.g. ${r.serviceErrorSample}`,
+    );
+  }
+  return failures;
+}
+
+function notesOf(name, r) {
+  const notes = [];
+  if (name === 'cycle') notes.push(`${fmtInt(r.cyclesPerSecond)} cycles/s; latency = whole 4-request cycle`);
+  if (r.nodeRunsPerSecond) notes.push(`${fmtInt(r.nodeRunsPerSecond)} NodeRuns/s created`);
+  if (name === 'complete')
+    notes.push(`pool ${fmtInt(r.setup.measuredPool)} queued, ${fmtInt(r.setup.completionsIssued)} used`);
+  if (r.responseBytes) notes.push(`${r.responseBytes} B body`);
+  if (r.clientBound) notes.push('LOAD GENERATOR SATURATED: client-bound');
+  if (r.contended) notes.push('SERVER NOT SATURATED: CPU contention?');
+  if (r.serverMemory?.rss) notes.push(`server RSS ${fmtInt(r.serverMemory.rss / 2 ** 20)} MiB`);
+  return notes.join('; ');
+}
+
+function printTable(results) {
+  const ceiling = results.ceiling?.rps;
+  const header = [
+    'scenario',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'x ceiling',
+    'non-2xx',
+    'srv CPU',
+    'load CPU',
+    'notes',
+  ];
+  const rows = ALL_SCENARIOS.filter((name) => results[name]).map((name) => {
+    const r = results[name];
+    return [
+      LABELS[name],
+      fmtInt(r.rps),
+      fmtMs(r.latencyMs.p50),
+      fmtMs(r.latencyMs.p99),
+      ceiling ? (r.rps / ceiling).toFixed(2) : '-',
+      String(r.non2xx + r.errors + r.timeouts),
+      fmtPct(r.serverCpuPercent),
+      fmtPct(r.clientCpuPercent),
+      notesOf(name, r),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells) =>
+    cells
+      .map((cell, i) =>
+        i === 0 || i === cells.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]),
+      )
+      .join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(line(row));
+}
+
+function targetsOf(results, options) {
+  const targets = [];
+  const get = results.get;
+  const ceiling = results.ceiling;
+  if (get && ceiling) {
+    const ratio = get.rps / ceiling.rps;
+    targets.push({
+      target: 'GET NodeRun >= 0.8x ceiling',
+      measured: `${ratio.toFixed(2)}x`,
+      pass: ratio >= 0.8,
+    });
+  }
+  if (get) {
+    targets.push({
+      target: `GET NodeRun p99 < 10 ms at ${options.connections} connections`,
+      measured: `${fmtMs(get.latencyMs.p99)} ms`,
+      pass: get.latencyMs.p99 < 10,
+    });
+  }
+  return targets;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  mkdirSync(logsDir, { recursive: true });
+  execFileSync(process.execPath, [join(root, 'scripts/ensure-build.mjs')], { stdio: 'inherit' });
+
+  pinning = detectPinning();
+  const meta = {
+    ...machineFacts(),
+    pinning: pinning
+      ? { server: 'taskset -c 0', loadGenerator: 'taskset -c 1' }
+      : { server: 'none', loadGenerator: 'none', warning: 'taskset unavailable: unpinned' },
+    connections: options.connections,
+    durationSeconds: options.duration,
+    warmupSeconds: options.warmup,
+    serviceConfig:
+      'defaults: node dist/server.js --port P; LOG_LEVEL and RC_* unset (LOG_LEVEL=info, no request log)',
+  };
+  console.error(
+    `bench: node ${meta.node}, ${meta.cpuModel}, ${meta.cores} cores, pinning ${pinning ? 'server=cpu0 load=cpu1' : 'OFF'}; ` +
+      `${options.connections} connections, ${options.warmup}s warm-up + ${options.duration}s per scenario`,
+  );
+  if (meta.loadAverageAtStart[0] > 0.5) {
+    console.error(
+      `WARNING: load average is ${meta.loadAverageAtStart[0]}; something else is using the CPUs and the numbers will be noisy.`,
+    );
+  }
+
+  const results = await runScenarios(options);
+
+  let memory;
+  if (!options.skipMemory) {
+    console.error(
+      `\n-- memory: ${fmtInt(options.memoryNodes)} NodeRuns held, minimal and realistic inputs ...`,
+    );
+    memory = {
+      method:
+        `node --expose-gc scripts/bench/memory-probe.mjs: buildApp() from dist/app.js with the default memory store; ` +
+        `one Run (root composite.x), then ${options.memoryNodes} child NodeRuns (atomic.x) created under the root via ` +
+        'app.inject POST /v1/node-runs in batches of 1000; heapUsed/RSS read after repeated gc() before and after. ' +
+        'The delta includes the NodeRun object, its store record, its node_run_assigned event, the id index entries ' +
+        "and the parent's childIds entry. minimal: inputs {}; realistic: 5 input fields (~220 B of JSON), unique strings per NodeRun.",
+      minimal: await runMemoryProbe('minimal', options.memoryNodes),
+      realistic: await runMemoryProbe('realistic', options.memoryNodes),
+    };
+  }
+
+  const failures = Object.entries(results).flatMap(([name, r]) => failuresOf(name, r));
+  const targets = targetsOf(results, options);
+
+  console.log(`\nARP Run Coordinator benchmark, ${meta.date}`);
+  console.log(
+    `node ${meta.node} | ${meta.cpuModel} | ${meta.cores} cores | pinning: ${pinning ? 'service cpu0, load generator cpu1' : 'NONE'} | ` +
+      `${options.connections} connections | ${options.warmup}s warm-up + ${options.duration}s measured per scenario\n`,
+  );
+  printTable(results);
+  console.log(
+    '\nratio = req/s / ceiling req/s; latency percentiles from 10 us buckets; CPU = share of one core during the measured window.',
+  );
+
+  if (memory) {
+    console.log(
+      `\nMemory held per NodeRun (${fmtInt(options.memoryNodes)} children of one composite root, after GC):`,
+    );
+    for (const m of [memory.minimal, memory.realistic]) {
+      console.log(
+        `  ${m.variant.padEnd(9)} ${fmtInt(m.heapBytesPerNodeRun)} B heap/NodeRun, ${fmtInt(m.rssBytesPerNodeRun)} B RSS/NodeRun ` +
+          `(heap +${fmtInt(m.heapUsedDelta / 2 ** 20)} MiB, RSS +${fmtInt(m.rssDelta / 2 ** 20)} MiB; wire size ${m.sampleNodeRunWireBytes} B)`,
+      );
+    }
+    console.log(
+      '  includes the NodeRun, its store record, its node_run_assigned event and its index entries.',
+    );
+  }
+
+  const contended = Object.keys(results).filter((name) => results[name].contended);
+  if (contended.length > 0) {
+    console.log(
+      `\nWARNING: the server used less than 85% of its core in ${contended.join(', ')} although neither it nor the ` +
+        'load generator was saturated: other processes were competing for the CPUs. Re-run on an idle machine.',
+    );
+  }
+
+  if (targets.length > 0) {
+    console.log('\nTargets:');
+    for (const t of targets) console.log(`  ${t.pass ? 'PASS' : 'MISS'}  ${t.target}: ${t.measured}`);
+  }
+
+  meta.loadAverageAtEnd = os.loadavg().map((v) => Math.round(v * 100) / 100);
+  const report = { ok: failures.length === 0, failures, meta, scenarios: results, targets, memory };
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  writeFileSync(join(resultsDir, 'latest.json'), json);
+  writeFileSync(join(resultsDir, `bench-${meta.date.replaceAll(':', '-').replace(/\..+$/, '')}.json`), json);
+  console.log('\nwrote bench-results/latest.json');
+
+  if (failures.length > 0) {
+    console.error('\nFAILED: every request must succeed; the numbers above are not valid.');
+    for (const failure of failures) console.error(`  - ${failure}`);
+    process.exitCode = 1;
+  }
+}
+
+main()
+  .catch((error) => {
+    console.error(`\nbench failed: ${error?.stack ?? error}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    killAll('SIGKILL');
+    // Nothing should keep the loop alive, but never hang: exit once the report is out.
+    setTimeout(() => process.exit(), 200).unref();
+  });

@@ -1,0 +1,268 @@
+// Load generator for one scenario, started by scripts/bench.mjs (pinned to core 1 with taskset).
+// It receives the scenario over IPC, does its own (unmeasured) setup over HTTP, runs a warm-up that
+// is thrown away, then the measured run, and sends back one result message. It tells the parent when
+// the measured window starts and ends so the parent can sample the server's CPU time.
+import { performance } from 'node:perf_hooks';
+import autocannon from 'autocannon';
+import { Pool } from 'undici';
+import {
+  CHILD_TYPE,
+  COMPLETE_BODY,
+  COMPLETE_ROOT_BODY,
+  createBody,
+  Histogram,
+  JSON_HEADERS,
+  parallel,
+  realisticInputs,
+  SetupClient,
+  startRunBody,
+} from './common.mjs';
+
+const send = (message) => new Promise((resolve) => process.send(message, resolve));
+const phase = (name) => send({ type: 'phase', phase: name });
+
+/** First non-2xx response seen, for the error report. */
+let failureSample;
+function noteResponse(status, body) {
+  if ((status < 200 || status > 299) && failureSample === undefined) {
+    failureSample = { status, body: String(body).slice(0, 600) };
+  }
+}
+
+function cannon(options, histogram) {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({ pipelining: 1, timeout: 10, ...options }, (error, result) =>
+      error ? reject(error) : resolve(result),
+    );
+    if (histogram) instance.on('response', (_client, _status, _bytes, ms) => histogram.record(ms));
+  });
+}
+
+function cannonStats(result) {
+  return {
+    requests: result.requests.total,
+    elapsedSeconds: result.duration,
+    rps: result.requests.total / result.duration,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([k, v]) => [k, v.count])),
+    autocannonLatencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
+  };
+}
+
+/** Warm-up (discarded) then the measured autocannon run with the same request factory. */
+async function measureCannon(task, requests, afterWarmup) {
+  const base = { url: task.url, connections: task.connections };
+  const warm = await cannon({ ...base, duration: task.warmup, requests: requests() });
+  const warmStats = cannonStats(warm);
+  if (afterWarmup) await afterWarmup(warmStats);
+  const histogram = new Histogram();
+  await phase('measure-start');
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await cannon({ ...base, duration: task.duration, requests: requests() }, histogram);
+  const wallMs = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  await phase('measure-end');
+  return {
+    ...cannonStats(result),
+    latencyMs: histogram.summary(),
+    clientCpuPercent: ((used.user + used.system) / 1000 / wallMs) * 100,
+    warmup: { requests: warmStats.requests, rps: warmStats.rps, non2xx: warmStats.non2xx + warmStats.errors },
+  };
+}
+
+async function getScenario(task) {
+  return measureCannon(task, () => [{ method: 'GET', path: task.path, onResponse: noteResponse }]);
+}
+
+/** POST /v1/node-runs with `specs` specs per request, round-robin over many Runs (root = parent). */
+async function createScenario(task) {
+  const client = new SetupClient(task.url, 8);
+  const runs = await parallel(task.parents, 8, (i) => client.startRun({ parent: i }));
+  await client.close();
+  const bodies = runs.map((run, i) =>
+    Buffer.from(createBody(run.run_id, run.root_node_run_id, task.specs, realisticInputs, i * task.specs)),
+  );
+  let next = 0;
+  const requests = () => [
+    {
+      method: 'POST',
+      path: '/v1/node-runs',
+      headers: JSON_HEADERS,
+      setupRequest: (request) => {
+        request.body = bodies[next++ % bodies.length];
+        return request;
+      },
+      onResponse: noteResponse,
+    },
+  ];
+  const result = await measureCannon(task, requests);
+  const created = (result.statusCodes['200'] ?? 0) * task.specs;
+  return {
+    ...result,
+    setup: { parents: task.parents, specsPerRequest: task.specs },
+    nodeRunsPerSecond: result.rps * task.specs,
+    nodeRunsCreatedMeasured: created,
+  };
+}
+
+/** `count` fresh queued NodeRuns, 1,000 per Run under its composite root. */
+async function queuedPool(url, count, label) {
+  const client = new SetupClient(url, 4);
+  const perRun = 1000;
+  const t0 = performance.now();
+  const batches = await parallel(Math.ceil(count / perRun), 4, async (b) => {
+    const run = await client.startRun({ pool: label, batch: b });
+    const size = Math.min(perRun, count - b * perRun);
+    const nodeRuns = await client.createNodeRuns(run, size, (i) => ({ n: i }), b * perRun);
+    return nodeRuns.map((nodeRun) => nodeRun.node_run_id);
+  });
+  await client.close();
+  return { ids: batches.flat(), seconds: (performance.now() - t0) / 1000 };
+}
+
+/** POST /v1/node-runs/{id}:complete, each request on a different queued NodeRun. */
+async function completeScenario(task) {
+  const warmPool = await queuedPool(task.url, Math.ceil(task.completeRateGuess * task.warmup), 'warmup');
+  let pool = warmPool.ids;
+  let cursor = 0;
+  let repeats = 0;
+  const requests = () => [
+    {
+      method: 'POST',
+      path: '/',
+      headers: JSON_HEADERS,
+      body: COMPLETE_BODY,
+      setupRequest: (request) => {
+        if (cursor >= pool.length) repeats += 1;
+        request.path = `/v1/node-runs/${pool[cursor++ % pool.length]}:complete`;
+        return request;
+      },
+      onResponse: noteResponse,
+    },
+  ];
+  let measuredPool;
+  const result = await measureCannon(task, requests, async (warm) => {
+    // Size the measured pool from the warm-up rate, with room for autocannon's extra second.
+    const size = Math.ceil(warm.rps * (task.duration + 1) * 1.5) + 5000;
+    measuredPool = await queuedPool(task.url, size, 'measured');
+    pool = measuredPool.ids;
+    cursor = 0;
+    repeats = 0;
+  });
+  return {
+    ...result,
+    setup: {
+      warmupPool: warmPool.ids.length,
+      measuredPool: pool.length,
+      poolCreateSeconds: Math.round(measuredPool.seconds * 10) / 10,
+      completionsIssued: Math.min(cursor, pool.length),
+    },
+    /** Requests that would have hit an already completed NodeRun (the cheaper no-op path). */
+    repeatedCompletions: repeats,
+  };
+}
+
+/** start -> create one child -> complete child -> complete root, `connections` loops in parallel. */
+async function cycleScenario(task) {
+  const pool = new Pool(task.url, { connections: task.connections, pipelining: 1 });
+  const counts = { cycles: 0, requests: 0, non2xx: 0, errors: 0, statusCodes: {} };
+  const call = async (method, path, body, expect) => {
+    const res = await pool.request({ method, path, headers: JSON_HEADERS, body });
+    counts.requests += 1;
+    counts.statusCodes[res.statusCode] = (counts.statusCodes[res.statusCode] ?? 0) + 1;
+    if (res.statusCode !== expect) {
+      counts.non2xx += 1;
+      noteResponse(res.statusCode, await res.body.text());
+      throw new Error(`${method} ${path} -> ${res.statusCode}`);
+    }
+    return expect === 204 ? res.body.dump() : res.body.json();
+  };
+  const startBody = startRunBody({ question: 'What changed this quarter?' });
+  let seq = 0;
+  const cycle = async () => {
+    const run = await call('POST', '/v1/runs', startBody, 200);
+    const i = seq++;
+    const childBody = JSON.stringify({
+      run_id: run.run_id,
+      parent_node_run_id: run.root_node_run_id,
+      node_runs: [{ node_type_ref: CHILD_TYPE, inputs: realisticInputs(i) }],
+    });
+    const { node_runs: children } = await call('POST', '/v1/node-runs', childBody, 200);
+    await call('POST', `/v1/node-runs/${children[0].node_run_id}:complete`, COMPLETE_BODY, 204);
+    await call('POST', `/v1/node-runs/${run.root_node_run_id}:complete`, COMPLETE_ROOT_BODY, 204);
+  };
+  const loop = async (seconds, histogram) => {
+    const deadline = performance.now() + seconds * 1000;
+    let completed = 0;
+    const lane = async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          await cycle();
+        } catch (error) {
+          if (!String(error.message).includes(' -> ')) counts.errors += 1;
+          if (counts.errors + counts.non2xx > 1000) throw error;
+          continue;
+        }
+        const t1 = performance.now();
+        if (t1 <= deadline) {
+          completed += 1;
+          histogram?.record(t1 - t0);
+        }
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: task.connections }, lane));
+    return { completed, elapsedSeconds: Math.min(seconds, (performance.now() - t0) / 1000) };
+  };
+
+  const warm = await loop(task.warmup);
+  const warmNon2xx = counts.non2xx + counts.errors;
+  Object.assign(counts, { requests: 0, non2xx: 0, errors: 0, statusCodes: {} });
+  const histogram = new Histogram();
+  await phase('measure-start');
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const measured = await loop(task.duration, histogram);
+  const wallMs = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  await phase('measure-end');
+  await pool.close();
+  const cyclesPerSecond = measured.completed / task.duration;
+  return {
+    // HTTP requests/s of completed cycles (4 per cycle), comparable with the other rows.
+    rps: cyclesPerSecond * 4,
+    requests: counts.requests,
+    elapsedSeconds: task.duration,
+    cycles: measured.completed,
+    cyclesPerSecond,
+    non2xx: counts.non2xx,
+    errors: counts.errors,
+    timeouts: 0,
+    statusCodes: counts.statusCodes,
+    latencyMs: histogram.summary(),
+    clientCpuPercent: ((used.user + used.system) / 1000 / wallMs) * 100,
+    warmup: { cycles: warm.completed, rps: (warm.completed * 4) / task.warmup, non2xx: warmNon2xx },
+  };
+}
+
+const scenarios = {
+  get: getScenario,
+  create: createScenario,
+  complete: completeScenario,
+  cycle: cycleScenario,
+};
+
+process.once('message', async (task) => {
+  try {
+    const result = await scenarios[task.kind](task);
+    await send({ type: 'result', result: { ...result, failureSample } });
+    process.exit(0);
+  } catch (error) {
+    await send({ type: 'error', error: error?.stack ?? String(error), failureSample });
+    process.exit(1);
+  }
+});
