@@ -6,12 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyRequest,
-  LogController,
-} from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
 import { Coordinator, type CoordinatorDeps } from './coordinator/coordinator.js';
@@ -109,11 +104,15 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       deps.onBackgroundError ??
       ((error, context) => logger?.error({ err: error, context }, 'background work failed')),
   });
-  const streams = new StreamRegistry();
+  const streams = new StreamRegistry((error, reqId) =>
+    logger?.error({ reqId, err: error }, 'event stream failed'),
+  );
   const matcher = pathMatcher(contract.operations);
 
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger: false }),
+    // The service logs through `logger` itself, binding `reqId` where it logs. Fastify's own
+    // per-request child loggers cost several percent of throughput on fast routes and are unused.
+    logger: false,
     // Fastify's two lines per request cost about a third of the throughput; see `logRequests`.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
@@ -153,8 +152,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
 
   app.setErrorHandler((error, request, reply) => {
     const wire = toWireError(error);
-    if (wire.status >= 500) request.log.error({ err: error }, 'request failed');
-    else request.log.debug({ err: error, code: wire.body.error.code }, 'request rejected');
+    if (wire.status >= 500) logger?.error({ reqId: request.id, err: error }, 'request failed');
+    else logger?.debug({ reqId: request.id, err: error, code: wire.body.error.code }, 'request rejected');
     reply
       .code(wire.status)
       .headers(wire.headers ?? {})
@@ -162,13 +161,21 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request) => routeMiss(request));
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook: cheaper per request than an async one.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
   if (options.logRequests) {
     app.addHook('onResponse', async (request, reply) => {
-      request.log.info(
-        { method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime },
+      logger?.info(
+        {
+          reqId: request.id,
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: reply.elapsedTime,
+        },
         'request',
       );
     });
@@ -204,17 +211,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       config: { operationId: operation.operationId },
       schema: {
         ...(operation.requestBody ? { body: { $ref: `${schemaId(operation.requestBody)}#` } } : {}),
-        ...(operation.pathParams.length > 0
-          ? {
-              params: {
-                type: 'object',
-                required: [...operation.pathParams],
-                properties: Object.fromEntries(
-                  operation.pathParams.map((name) => [name, { type: 'string' }]),
-                ),
-              },
-            }
-          : {}),
+        // Path parameters are plain strings; the handlers check their shape (no per-request Ajv call).
       },
       handler: (request, reply) => handler(request, reply, ctx),
     });

@@ -41,7 +41,8 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 
-  await app.listen({ host: config.host, port: config.port });
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info(`Server listening at ${address}`);
   logger.info(
     {
       maxFinishedRuns: config.app.maxFinishedRuns,

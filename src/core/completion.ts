@@ -32,11 +32,11 @@ function requireNodeRun(view: RunView, nodeRunId: string): NodeRunRecord {
 /** Every unfinished descendant of `record`, ended by the coordinator because its ancestor finished. */
 function endDescendants(view: RunView, record: NodeRunRecord, time: string): NodeRunRecord[] {
   const ended: NodeRunRecord[] = [];
-  const pending = [...record.childIds];
+  const pending = [...view.children(record.nodeRun.node_run_id)];
   for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
     const child = view.nodeRun(id);
     if (!child) continue;
-    pending.push(...child.childIds);
+    pending.push(...view.children(id));
     if (!isTerminal(child.nodeRun.state)) ended.push(endByCoordinator(child, 'parent_completed', time));
   }
   return ended;

@@ -33,8 +33,8 @@ export interface NodeRunRecord {
   readonly depth: number;
   /** Effective constraints: the Run's merged with every ancestor's and the creating spec's. */
   readonly constraints: ConstraintEnvelope | undefined;
-  /** Ids of direct children, in creation order. */
-  readonly childIds: readonly string[];
+  /** Number of direct children, in any state. */
+  readonly childCount: number;
   /** Calls to create_node_runs that created at least one child under this NodeRun. */
   readonly rounds: number;
   /** Idempotency key and canonical spec, for children created with a key. */
@@ -70,6 +70,11 @@ export interface RunView {
   events(afterSeq: number, limit: number): readonly RunEvent[];
   /** Every NodeRun of this Run, in creation order. */
   nodeRuns(): Iterable<NodeRunRecord>;
+  /**
+   * Ids of the direct children of a NodeRun, in creation order. Kept by the store (children are
+   * only ever added), so that adding a child never copies its siblings.
+   */
+  children(nodeRunId: string): readonly string[];
 }
 
 /** What a decision commits, atomically, in one step. */

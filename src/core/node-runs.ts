@@ -122,8 +122,9 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
   const events: EventDraft[] = [];
 
   request.node_runs.forEach((spec, index) => {
-    const fingerprint = canonicalJson(spec);
     const key = spec.idempotency_key;
+    // Only keyed specs can be replayed, so only they need a canonical form.
+    const fingerprint = key === undefined ? undefined : canonicalJson(spec);
     const existing = key === undefined ? undefined : view.idempotent(parent.nodeRun.node_run_id, key);
     if (existing) {
       if (existing.idempotency?.fingerprint !== fingerprint) {
@@ -156,7 +157,7 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
       }) as NodeRun,
       childExtensions(spec, constraints),
     );
-    const idempotency = key === undefined ? undefined : { key, fingerprint };
+    const idempotency = key === undefined || fingerprint === undefined ? undefined : { key, fingerprint };
     created.push(newNodeRunRecord(nodeRun, parent.depth + 1, constraints, idempotency));
     events.push(...childEvents(nodeRun, spec, time));
     result.push(nodeRun);
@@ -165,14 +166,14 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
   if (created.length === 0) return { value: result };
   checkStructural(parent.constraints?.structural, {
     childDepth: parent.depth + 1,
-    childrenAfter: parent.childIds.length + created.length,
+    childrenAfter: parent.childCount + created.length,
     totalAfter: view.nodeRunCount() + created.length,
     roundsAfter: parent.rounds + 1,
   });
   const newIds = created.map((record) => record.nodeRun.node_run_id);
   const updatedParent: NodeRunRecord = {
     ...parent,
-    childIds: [...parent.childIds, ...newIds],
+    childCount: parent.childCount + created.length,
     rounds: parent.rounds + 1,
   };
   const decomposed: EventDraft = {

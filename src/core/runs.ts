@@ -88,7 +88,7 @@ export function newNodeRunRecord(
     nodeRun,
     depth,
     constraints,
-    childIds: [],
+    childCount: 0,
     rounds: 0,
     idempotency,
     completionFingerprint: undefined,

@@ -10,6 +10,12 @@ import type { Store } from '../store/store.js';
 /** Open streams, so that shutdown can end them. */
 export class StreamRegistry {
   readonly #open = new Set<ServerResponse>();
+  /** Told about a stream that failed while writing (the response is then destroyed). */
+  readonly onError: (error: unknown, requestId: string) => void;
+
+  constructor(onError: (error: unknown, requestId: string) => void = () => {}) {
+    this.onError = onError;
+  }
 
   add(raw: ServerResponse): void {
     if (raw.destroyed || raw.writableFinished) return;
@@ -76,7 +82,7 @@ export async function sendEventStream(
     );
     if (!isClosed()) raw.end();
   } catch (error) {
-    reply.request.log.error({ err: error }, 'event stream failed');
+    registry.onError(error, String(reply.request.id));
     raw.destroy();
   }
 }

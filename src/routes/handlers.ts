@@ -14,6 +14,7 @@ import type {
   RunStartRequest,
   VersionInfo,
 } from '../gen/contract.js';
+import { cachedJson, JSON_CONTENT_TYPE } from '../http/json-cache.js';
 import { type StreamRegistry, sendEventStream } from '../http/ndjson.js';
 
 export type OperationId = keyof operations;
@@ -69,7 +70,10 @@ export const handlers: Record<OperationId, Handler> = {
 
   start_run: async (request, _reply, ctx) => ctx.coordinator.startRun(request.body as RunStartRequest),
 
-  get_run: async (request, _reply, ctx) => ctx.coordinator.getRun(idParam(request, 'run_id', ctx)),
+  get_run: async (request, reply, ctx) =>
+    reply
+      .type(JSON_CONTENT_TYPE)
+      .send(cachedJson(await ctx.coordinator.getRun(idParam(request, 'run_id', ctx)))),
 
   cancel_run: async (request, _reply, ctx) => ctx.coordinator.cancelRun((request.params as Params).run_id!),
 
@@ -88,8 +92,10 @@ export const handlers: Record<OperationId, Handler> = {
     return response;
   },
 
-  get_node_run: async (request, _reply, ctx) =>
-    ctx.coordinator.getNodeRun(idParam(request, 'node_run_id', ctx)),
+  get_node_run: async (request, reply, ctx) =>
+    reply
+      .type(JSON_CONTENT_TYPE)
+      .send(cachedJson(await ctx.coordinator.getNodeRun(idParam(request, 'node_run_id', ctx)))),
 
   stream_node_run_events: async (request, reply, ctx) => {
     const nodeRunId = idParam(request, 'node_run_id', ctx);

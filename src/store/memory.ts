@@ -14,6 +14,8 @@ interface RunState {
   readonly events: RunEvent[];
   /** `${parentId}\n${key}` → NodeRun id. */
   readonly idempotency: Map<string, string>;
+  /** Parent id → child ids, in creation order (append-only). */
+  readonly children: Map<string, string[]>;
 }
 
 export interface MemoryStoreOptions {
@@ -22,6 +24,7 @@ export interface MemoryStoreOptions {
   readonly onListenerError?: (error: unknown) => void;
 }
 
+const NO_CHILDREN: readonly string[] = Object.freeze([]);
 const idempotencySlot = (parentId: string, key: string) => `${parentId}\n${key}`;
 
 export class MemoryStore implements Store {
@@ -95,6 +98,7 @@ export class MemoryStore implements Store {
       lastSeq: () => state.events.length,
       events: (afterSeq, limit) => state.events.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit),
       nodeRuns: () => state.nodeRuns.values(),
+      children: (id) => state.children.get(id) ?? NO_CHILDREN,
     };
   }
 
@@ -112,8 +116,12 @@ export class MemoryStore implements Store {
         this.#locations.set(id, runId);
         const key = record.idempotency?.key;
         const parentId = record.nodeRun.parent_node_run_id;
-        if (key !== undefined && parentId !== undefined)
-          state.idempotency.set(idempotencySlot(parentId, key), id);
+        if (parentId !== undefined) {
+          const siblings = state.children.get(parentId);
+          if (siblings) siblings.push(id);
+          else state.children.set(parentId, [id]);
+          if (key !== undefined) state.idempotency.set(idempotencySlot(parentId, key), id);
+        }
       }
       state.nodeRuns.set(id, record);
     }
@@ -146,5 +154,5 @@ export class MemoryStore implements Store {
 }
 
 function emptyState(): RunState {
-  return { record: undefined, nodeRuns: new Map(), events: [], idempotency: new Map() };
+  return { record: undefined, nodeRuns: new Map(), events: [], idempotency: new Map(), children: new Map() };
 }

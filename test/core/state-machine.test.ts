@@ -41,6 +41,7 @@ interface Slot {
   readonly nodeRuns: Map<string, NodeRunRecord>;
   readonly events: RunEvent[];
   readonly idempotency: Map<string, string>;
+  readonly children: Map<string, string[]>;
 }
 
 type Committed<T> = Decision<T> & { readonly committed: readonly RunEvent[] };
@@ -50,6 +51,7 @@ const emptySlot = (): Slot => ({
   nodeRuns: new Map(),
   events: [],
   idempotency: new Map(),
+  children: new Map(),
 });
 
 const ref = (node_type_id: string, version = '1.0.0'): NodeTypeRef => ({ node_type_id, version });
@@ -93,6 +95,7 @@ class World {
       lastSeq: () => slot.events.length,
       events: (afterSeq, limit) => slot.events.slice(afterSeq, afterSeq + limit),
       nodeRuns: () => slot.nodeRuns.values(),
+      children: (id) => slot.children.get(id) ?? [],
     };
   }
 
@@ -105,6 +108,7 @@ class World {
         [...slot.nodeRuns],
         slot.events,
         [...slot.idempotency],
+        [...slot.children],
       ]),
     );
   }
@@ -135,6 +139,7 @@ class World {
       if (!slot.nodeRuns.has(id)) {
         this.locations.set(id, runId);
         const parent = record.nodeRun.parent_node_run_id;
+        if (parent !== undefined) slot.children.set(parent, [...(slot.children.get(parent) ?? []), id]);
         if (record.idempotency && parent !== undefined)
           slot.idempotency.set(`${parent}\n${record.idempotency.key}`, id);
       }
@@ -430,7 +435,8 @@ describe('NodeRun state × operation', () => {
           expect(created).toHaveLength(1);
           expect(created[0]!.parent_node_run_id).toBe(id);
           expect(after.nodeRun).toEqual(before.nodeRun);
-          expect(after.childIds).toEqual([created[0]!.node_run_id]);
+          expect(after.childCount).toBe(1);
+          expect(w.view(ctx.runId).children(id)).toEqual([created[0]!.node_run_id]);
         }
         break;
     }
@@ -997,7 +1003,8 @@ describe('create_node_runs checks, in order', () => {
     expect(result.value[0]!.inputs).toEqual({ n: 1 });
     expect(result.value[2]).not.toHaveProperty('kind');
     for (const id of ids) expect(w.record(id).depth).toBe(1);
-    expect(w.record(rootId).childIds).toEqual(ids);
+    expect(w.record(rootId).childCount).toBe(ids.length);
+    expect(w.view(runId).children(rootId)).toEqual(ids);
     expect(w.record(rootId).rounds).toBe(1);
     expect(result.effects).toEqual(ids.map((nodeRunId) => ({ type: 'dispatch', nodeRunId })));
   });
@@ -1273,7 +1280,8 @@ describe('candidate allow/deny lists', () => {
       'constraint_violation',
     );
     expect(error.details).toMatchObject({ index: 2 });
-    expect(w.record(rootId).childIds).toEqual([]);
+    expect(w.record(rootId).childCount).toBe(0);
+    expect(w.view(runId).children(rootId)).toEqual([]);
   });
 
   it("a child's candidate constraints apply to its own children only", () => {
@@ -1382,7 +1390,8 @@ describe('idempotency of create_node_runs', () => {
       { type: 'dispatch', nodeRunId: ids[0] },
       { type: 'dispatch', nodeRunId: ids[2] },
     ]);
-    expect(w.record(rootId).childIds).toEqual([c1!.node_run_id, c2!.node_run_id, ids[0], ids[2]]);
+    expect(w.record(rootId).childCount).toBe(4);
+    expect(w.view(runId).children(rootId)).toEqual([c1!.node_run_id, c2!.node_run_id, ids[0], ids[2]]);
   });
 
   it('specs without a key are never deduplicated', () => {

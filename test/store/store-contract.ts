@@ -149,13 +149,14 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(run?.startFingerprint).toEqual(expect.any(String));
         const root = await store.getNodeRun(rootId);
         expect(root).toEqual(created.changes!.nodeRuns![0]);
-        expect(root).toMatchObject({ depth: 0, childIds: [child.node_run_id], rounds: 1 });
+        expect(root).toMatchObject({ depth: 0, childCount: 1, rounds: 1 });
+        expect(await store.read(runId, (view) => view.children(rootId))).toEqual([child.node_run_id]);
         const stored = await store.getNodeRun(child.node_run_id);
         expect(stored).toEqual(completed.changes!.nodeRuns![0]);
         expect(stored).toMatchObject({
           depth: 1,
           rounds: 0,
-          childIds: [],
+          childCount: 0,
           idempotency: { key: 'k', fingerprint: expect.any(String) },
           completionFingerprint: expect.any(String),
           endedByCoordinator: false,
@@ -317,6 +318,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
           lastSeq: view.lastSeq(),
           events: [...view.events(0, 1000)],
           root: view.nodeRun(rootId),
+          children: [...view.children(rootId)],
           foreign: view.nodeRun(other.rootId),
           locateOwn: view.locate(a1!.node_run_id),
           locateForeign: view.locate(other.rootId),
@@ -329,7 +331,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(seen.lastSeq).toBe(seen.events.length);
         expect(seqs(seen.events)).toEqual(range(1, seen.lastSeq));
         for (const event of seen.events) expect(event.run_id).toBe(runId);
-        expect(seen.root?.childIds).toEqual([a, b]);
+        expect(seen.root?.childCount).toBe(2);
+        expect(seen.children).toEqual([a, b]);
         expect(seen.foreign, 'nodeRun() only sees NodeRuns of this run').toBeUndefined();
         expect(seen.locateOwn).toBe(runId);
         expect(seen.locateForeign, 'locate() sees every run').toBe(other.runId);
