@@ -659,7 +659,7 @@ async function main() {
         `one Run (root composite.x), then ${options.memoryNodes} child NodeRuns (atomic.x) created under the root via ` +
         'app.inject POST /v1/node-runs in batches of 1000; heapUsed/RSS read after repeated gc() before and after. ' +
         'The delta includes the NodeRun object, its store record, its node_run_assigned event, the id index entries ' +
-        "and its children-index entry. minimal: inputs {}; realistic: 5 input fields (~220 B of JSON), unique strings per NodeRun.",
+        'and its children-index entry. minimal: inputs {}; realistic: 5 input fields (~220 B of JSON), unique strings per NodeRun.',
       minimal: await runMemoryProbe('minimal', options.memoryNodes),
       realistic: await runMemoryProbe('realistic', options.memoryNodes),
     };
