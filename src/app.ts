@@ -116,6 +116,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     // Fastify's two lines per request cost about a third of the throughput; see `logRequests`.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
+    // Fastify's own 503 while closing is not an ErrorEnvelope; the onRequest hook answers instead.
+    return503OnClosing: false,
     // HEAD is not in the contract; it gets 405 like any other method the contract does not define.
     exposeHeadRoutes: false,
     genReqId: requestIdGenerator(),
@@ -161,10 +163,16 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request) => routeMiss(request));
 
+  let closing = false;
   // A callback hook: cheaper per request than an async one.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    done();
+    if (!closing) return done();
+    // Shutting down: a request on a kept-alive connection gets a retryable 503 and the connection ends.
+    reply
+      .code(503)
+      .header('connection', 'close')
+      .send(envelope('service_unavailable', 'The service is shutting down', undefined, true));
   });
   if (options.logRequests) {
     app.addHook('onResponse', async (request, reply) => {
@@ -217,7 +225,10 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     });
   }
 
-  app.addHook('preClose', () => streams.endAll());
+  app.addHook('preClose', () => {
+    closing = true;
+    return streams.endAll();
+  });
   app.addHook('onClose', async () => {
     await coordinator.close();
     await store.close();

@@ -11,29 +11,15 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { CONTRACT_FILE, PROJECT_ROOT, STANDARD_V1 } from '../helpers/paths.js';
 
 // ---------------------------------------------------------------------------------------------
 // Locations (from the project root, never from cwd)
 // ---------------------------------------------------------------------------------------------
 
-/** Walks up from this file to the directory holding the project's package.json. */
-function findProjectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest) && existsSync(path.join(dir, 'openapi', 'run-coordinator.yaml'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('project root (package.json + openapi/) not found above this test');
-    dir = parent;
-  }
-}
-
-const PROJECT_ROOT = findProjectRoot();
-const STANDARD_V1 = path.resolve(PROJECT_ROOT, '..', 'shared', 'arp-standard', 'spec', 'v1');
-const PROJECT_CONTRACT = path.join(PROJECT_ROOT, 'openapi', 'run-coordinator.yaml');
+const PROJECT_CONTRACT = CONTRACT_FILE;
 const STANDARD_CONTRACT = path.join(STANDARD_V1, 'openapi', 'run-coordinator.openapi.yaml');
 const STANDARD_SCHEMAS = path.join(STANDARD_V1, 'schemas');
 

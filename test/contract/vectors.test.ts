@@ -6,23 +6,11 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadContract } from '../../src/contract/contract.js';
 import { ContractValidators } from '../../src/contract/validators.js';
+import { STANDARD_V1 } from '../helpers/paths.js';
 
-/** Walks up from this file to the directory holding the project's package.json. */
-function findProjectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'openapi'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('project root (package.json + openapi/) not found above this test');
-    dir = parent;
-  }
-}
-
-const STANDARD_V1 = path.resolve(findProjectRoot(), '..', 'shared', 'arp-standard', 'spec', 'v1');
 const SCHEMAS = path.join(STANDARD_V1, 'schemas');
 const VALID = path.join(STANDARD_V1, 'conformance', 'json_vectors');
 const INVALID = path.join(STANDARD_V1, 'conformance', 'json_vectors_invalid');

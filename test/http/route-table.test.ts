@@ -3,26 +3,12 @@
  * app (never the router's 404 `not_found` / 405 `method_not_allowed`), the `{id}:verb` paths route
  * by verb and method, and the contract and docs are served.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { type TestApp, useApp } from '../helpers/app.js';
-
-/** Walks up from this file to the directory holding the project's package.json. */
-function findProjectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'openapi'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('project root (package.json + openapi/) not found above this test');
-    dir = parent;
-  }
-}
-
-const CONTRACT_FILE = path.join(findProjectRoot(), 'openapi', 'run-coordinator.yaml');
+import { CONTRACT_FILE } from '../helpers/paths.js';
 
 interface Document {
   openapi: string;

@@ -765,6 +765,38 @@ describe('event streams over a socket: shutdown', () => {
     expect(t.violations).toEqual([]);
   });
 
+  it('while close() waits for a stream, a request on a kept-alive connection gets a 503 envelope', async () => {
+    const t = await createTestApp();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const base = await listen(t);
+      const { runId, rootId } = await start(base);
+      expect((await httpRequest(base, '/v1/health', { agent })).status).toBe(200);
+      const server = instrumentNextStream(t);
+      const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
+      const { res: serverRes } = await server;
+      await stream.lines.take(2);
+      stream.lines.pause();
+      for (let i = 0; i < 1000; i++) await evaluate(base, rootId, { i, blob: BLOB });
+      await untilServerWaitsForDrain(serverRes);
+
+      const closing = t.app.close();
+      const refused = await httpRequest(base, `/v1/runs/${runId}`, { agent });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.connection).toBe('close');
+      expect(JSON.parse(refused.body)).toEqual({
+        error: { code: 'service_unavailable', message: 'The service is shutting down', retryable: true },
+      });
+      stream.lines.resume();
+      await stream.lines.rest();
+      await closing;
+    } finally {
+      agent.destroy();
+      await t.app.close();
+    }
+    expect(t.violations).toEqual([]);
+  });
+
   it('close() ends a follow stream held on a keep-alive connection and resolves', async () => {
     const t = await createTestApp();
     const agent = new http.Agent({ keepAlive: true });
