@@ -6,10 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyRequest, LogController } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
-import { Coordinator, type CoordinatorDeps } from './coordinator/coordinator.js';
+import type { Coordinator } from './coordinator/coordinator.js';
+import {
+  buildCoordinator,
+  defaultOrchestration,
+  type OrchestrationOptions,
+  type WiringDeps,
+} from './coordinator/wiring.js';
 import { ArpError } from './errors.js';
 import type { VersionInfo } from './gen/contract.js';
 import { envelope, toWireError } from './http/envelope.js';
@@ -28,15 +34,19 @@ export interface AppOptions {
   readonly logRequests: boolean;
   /** Commit the service was built from, reported by /v1/version. */
   readonly buildCommit?: string;
+  /** Executors, registry, PDP and selection; none configured = pure state authority. */
+  readonly orchestration: OrchestrationOptions;
 }
 
 export const defaultAppOptions: AppOptions = {
   bodyLimit: 1024 * 1024,
   maxFinishedRuns: 10_000,
   logRequests: false,
+  orchestration: defaultOrchestration,
 };
 
-export interface AppDeps extends Partial<Omit<CoordinatorDeps, 'store'>> {
+export interface AppDeps extends WiringDeps {
+  readonly onBackgroundError?: (error: unknown, context: string) => void;
   readonly options?: Partial<AppOptions>;
   /** pino logger; omitted or false = no logging. */
   readonly logger?: Logger | false;
@@ -97,13 +107,11 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       maxFinishedRuns: options.maxFinishedRuns,
       onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),
     });
-  const coordinator = new Coordinator({
-    ...deps,
-    store,
-    onBackgroundError:
-      deps.onBackgroundError ??
-      ((error, context) => logger?.error({ err: error, context }, 'background work failed')),
-  });
+  const onBackgroundError =
+    deps.onBackgroundError ??
+    ((error: unknown, context: string) => logger?.warn({ err: error, context }, 'background work failed'));
+  const wired = buildCoordinator(store, contract, options.orchestration, deps, onBackgroundError);
+  const { coordinator } = wired;
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
@@ -113,8 +121,6 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     // The service logs through `logger` itself, binding `reqId` where it logs. Fastify's own
     // per-request child loggers cost several percent of throughput on fast routes and are unused.
     logger: false,
-    // Fastify's two lines per request cost about a third of the throughput; see `logRequests`.
-    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
     // Fastify's own 503 while closing is not an ErrorEnvelope; the onRequest hook answers instead.
     return503OnClosing: false,
@@ -234,12 +240,21 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     await store.close();
   });
   app.decorate('coordinator', coordinator);
+  app.decorate('orchestration', {
+    dispatching: wired.dispatching,
+    policy: wired.policy,
+    services: Object.keys(options.orchestration.services).filter(
+      (name) => options.orchestration.services[name as keyof typeof options.orchestration.services],
+    ),
+  });
   return app;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     coordinator: Coordinator;
+    /** How the coordinator runs work, for the startup log. */
+    orchestration: { dispatching: boolean; policy: 'pdp' | 'local' | 'none'; services: string[] };
   }
   interface FastifyContextConfig {
     operationId?: string;

@@ -3,6 +3,8 @@
  * command line), validated once at startup into a frozen Config. Every problem is reported at once.
  */
 import type { AppOptions } from './app.js';
+import { normalizeBaseUrl } from './clients/http.js';
+import type { OrchestrationOptions, ServiceUrls } from './coordinator/wiring.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -35,7 +37,28 @@ export const ENV_DEFAULTS = {
   RC_MAX_FINISHED_RUNS: '10000',
   RC_SHUTDOWN_TIMEOUT_MS: '10000',
   RC_BUILD_COMMIT: '',
+  RC_ATOMIC_EXECUTOR_URL: '',
+  RC_COMPOSITE_EXECUTOR_URL: '',
+  RC_NODE_REGISTRY_URL: '',
+  RC_PDP_URL: '',
+  RC_SELECTION_URL: '',
+  RC_PUBLIC_URL: '',
+  RC_POLICY_DEFAULT: 'allow',
+  RC_EXECUTE_TIMEOUT_MS: '300000',
+  RC_CALL_TIMEOUT_MS: '10000',
+  RC_COMPOSITE_TIMEOUT_MS: '3600000',
+  RC_DISPATCH_CONCURRENCY: '32',
+  RC_REGISTRY_CACHE_TTL_MS: '300000',
 } as const;
+
+/** Service URL variables and their names in the reference deployment, accepted as fallbacks. */
+const SERVICE_URLS: [keyof ServiceUrls, keyof typeof ENV_DEFAULTS, string][] = [
+  ['atomicExecutor', 'RC_ATOMIC_EXECUTOR_URL', 'ARP_ATOMIC_EXECUTOR_URL'],
+  ['compositeExecutor', 'RC_COMPOSITE_EXECUTOR_URL', 'ARP_COMPOSITE_EXECUTOR_URL'],
+  ['nodeRegistry', 'RC_NODE_REGISTRY_URL', 'ARP_NODE_REGISTRY_URL'],
+  ['pdp', 'RC_PDP_URL', 'ARP_PDP_URL'],
+  ['selection', 'RC_SELECTION_URL', 'ARP_SELECTION_URL'],
+];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -82,7 +105,46 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
   const logLevel = read('LOG_LEVEL').toLowerCase() as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
+  const url = (name: string, text: string): string | undefined => {
+    if (text === '') return undefined;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(text);
+    } catch {}
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol)) {
+      problems.push(`${name} must be an http(s) URL, got '${text}'`);
+      return undefined;
+    }
+    return normalizeBaseUrl(text);
+  };
+  const services: Record<string, string> = {};
+  for (const [key, name, fallback] of SERVICE_URLS) {
+    const given = read(name) || (env[fallback]?.trim() ?? '');
+    const value = url(env[name]?.trim() ? name : fallback, given);
+    if (value) services[key] = value;
+  }
+  const policyDefault = read('RC_POLICY_DEFAULT').toLowerCase();
+  if (policyDefault !== 'allow' && policyDefault !== 'deny') {
+    problems.push(`RC_POLICY_DEFAULT must be allow or deny, got '${read('RC_POLICY_DEFAULT')}'`);
+  }
+  const publicUrl = url('RC_PUBLIC_URL', read('RC_PUBLIC_URL'));
+  const orchestration: OrchestrationOptions = {
+    services,
+    ...(publicUrl ? { publicUrl } : {}),
+    policyDefault: policyDefault === 'deny' ? 'deny' : 'allow',
+    executeTimeoutMs: integer('RC_EXECUTE_TIMEOUT_MS', read('RC_EXECUTE_TIMEOUT_MS'), 1, 86_400_000),
+    callTimeoutMs: integer('RC_CALL_TIMEOUT_MS', read('RC_CALL_TIMEOUT_MS'), 1, 3_600_000),
+    compositeTimeoutMs: integer('RC_COMPOSITE_TIMEOUT_MS', read('RC_COMPOSITE_TIMEOUT_MS'), 1, 604_800_000),
+    dispatchConcurrency: integer('RC_DISPATCH_CONCURRENCY', read('RC_DISPATCH_CONCURRENCY'), 1, 10_000),
+    registryCacheTtlMs: integer('RC_REGISTRY_CACHE_TTL_MS', read('RC_REGISTRY_CACHE_TTL_MS'), 0, 86_400_000),
+  };
+  if (services.compositeExecutor && !publicUrl) {
+    problems.push(
+      'RC_PUBLIC_URL is required with RC_COMPOSITE_EXECUTOR_URL (composite executors call it back)',
+    );
+  }
   const app: AppOptions = {
+    orchestration: Object.freeze({ ...orchestration, services: Object.freeze(services) }),
     bodyLimit: integer('RC_BODY_LIMIT_BYTES', read('RC_BODY_LIMIT_BYTES'), 1024, 1024 * 1024 * 1024),
     maxFinishedRuns: integer('RC_MAX_FINISHED_RUNS', read('RC_MAX_FINISHED_RUNS'), 1, 100_000_000),
     logRequests: boolean('RC_LOG_REQUESTS'),

@@ -43,14 +43,25 @@ async function main(): Promise<void> {
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info(`Server listening at ${address}`);
+  const { orchestration } = app;
+  const { policyDefault } = config.app.orchestration;
   logger.info(
     {
       maxFinishedRuns: config.app.maxFinishedRuns,
       bodyLimit: config.app.bodyLimit,
       logRequests: config.app.logRequests,
+      services: orchestration.services,
     },
-    'run coordinator ready: in-memory store; no executors configured, so NodeRuns wait for external workers',
+    orchestration.dispatching
+      ? 'run coordinator ready: in-memory store; dispatching NodeRuns to executors'
+      : 'run coordinator ready: in-memory store; no executors configured, so NodeRuns wait for external workers',
   );
+  if (orchestration.policy === 'local') {
+    const level = policyDefault === 'allow' ? 'warn' : 'info';
+    logger[level](
+      `no PDP configured: every policy checkpoint answers '${policyDefault}' (RC_POLICY_DEFAULT=${policyDefault})`,
+    );
+  }
   logger.warn('inbound authentication is disabled: every caller is trusted');
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { defaultOrchestration } from '../src/coordinator/wiring.js';
 
 describe('loadConfig', () => {
   it('has working defaults', () => {
@@ -9,7 +10,12 @@ describe('loadConfig', () => {
       port: 8081,
       logLevel: 'info',
       shutdownTimeoutMs: 10_000,
-      app: { bodyLimit: 1_048_576, maxFinishedRuns: 10_000, logRequests: false },
+      app: {
+        bodyLimit: 1_048_576,
+        maxFinishedRuns: 10_000,
+        logRequests: false,
+        orchestration: defaultOrchestration,
+      },
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.app)).toBe(true);
@@ -31,8 +37,59 @@ describe('loadConfig', () => {
       port: 9000,
       logLevel: 'debug',
       shutdownTimeoutMs: 0,
-      app: { bodyLimit: 2048, maxFinishedRuns: 5, logRequests: true, buildCommit: 'abc123' },
+      app: {
+        bodyLimit: 2048,
+        maxFinishedRuns: 5,
+        logRequests: true,
+        buildCommit: 'abc123',
+        orchestration: defaultOrchestration,
+      },
     });
+  });
+
+  it('reads the orchestration settings and normalises service URLs', () => {
+    const config = loadConfig({
+      RC_ATOMIC_EXECUTOR_URL: 'http://127.0.0.1:8082/v1/',
+      RC_COMPOSITE_EXECUTOR_URL: 'http://ce:8083/',
+      RC_PUBLIC_URL: 'http://rc.internal:8081/v1',
+      ARP_NODE_REGISTRY_URL: 'http://nr:8084',
+      RC_PDP_URL: 'https://pdp.example',
+      RC_SELECTION_URL: 'http://sel:8085',
+      RC_POLICY_DEFAULT: 'DENY',
+      RC_EXECUTE_TIMEOUT_MS: '1000',
+      RC_CALL_TIMEOUT_MS: '200',
+      RC_COMPOSITE_TIMEOUT_MS: '5000',
+      RC_DISPATCH_CONCURRENCY: '4',
+      RC_REGISTRY_CACHE_TTL_MS: '0',
+    });
+    expect(config.app.orchestration).toEqual({
+      services: {
+        atomicExecutor: 'http://127.0.0.1:8082',
+        compositeExecutor: 'http://ce:8083',
+        nodeRegistry: 'http://nr:8084',
+        pdp: 'https://pdp.example',
+        selection: 'http://sel:8085',
+      },
+      publicUrl: 'http://rc.internal:8081',
+      policyDefault: 'deny',
+      executeTimeoutMs: 1000,
+      callTimeoutMs: 200,
+      compositeTimeoutMs: 5000,
+      dispatchConcurrency: 4,
+      registryCacheTtlMs: 0,
+    });
+  });
+
+  it('rejects bad orchestration settings', () => {
+    expect(() => loadConfig({ RC_ATOMIC_EXECUTOR_URL: 'ftp://x' })).toThrow(
+      /RC_ATOMIC_EXECUTOR_URL must be an http/,
+    );
+    expect(() => loadConfig({ RC_PDP_URL: 'not a url' })).toThrow(/RC_PDP_URL/);
+    expect(() => loadConfig({ RC_POLICY_DEFAULT: 'maybe' })).toThrow(/RC_POLICY_DEFAULT/);
+    expect(() => loadConfig({ RC_DISPATCH_CONCURRENCY: '0' })).toThrow(/RC_DISPATCH_CONCURRENCY/);
+    expect(() => loadConfig({ RC_COMPOSITE_EXECUTOR_URL: 'http://ce:8083' })).toThrow(
+      /RC_PUBLIC_URL is required/,
+    );
   });
 
   it('lets --host and --port override the environment', () => {

@@ -4,6 +4,7 @@
  */
 
 import { decideComplete, decideEvaluation } from '../core/completion.js';
+import { decidePolicy } from '../core/dispatch.js';
 import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
 import type { Decision, Effect, RunView } from '../core/model.js';
 import { decideCreateNodeRuns } from '../core/node-runs.js';
@@ -20,6 +21,7 @@ import type {
   RunStartRequest,
 } from '../gen/contract.js';
 import type { Store } from '../store/store.js';
+import type { PolicyPort } from './policy.js';
 import {
   type Clock,
   type ExecutionPort,
@@ -36,7 +38,10 @@ export interface CoordinatorDeps {
   readonly clock?: Clock;
   readonly ids?: IdGenerator;
   readonly kinds?: KindResolver;
-  readonly execution?: ExecutionPort;
+  /** Where queued NodeRuns go; a factory receives the coordinator (dispatchers commit through it). */
+  readonly execution?: ExecutionPort | ((coordinator: Coordinator) => ExecutionPort);
+  /** The `run.start` checkpoint; without one, Runs start without a policy decision. */
+  readonly policy?: PolicyPort;
   readonly timers?: Timers;
   /** Called when background work (deadlines, effects) fails; it never reaches a client. */
   readonly onBackgroundError?: (error: unknown, context: string) => void;
@@ -48,6 +53,7 @@ export class Coordinator {
   readonly #ids: IdGenerator;
   readonly #kinds: KindResolver;
   readonly #execution: ExecutionPort;
+  readonly #policy: PolicyPort | undefined;
   readonly #timers: Timers;
   readonly #onBackgroundError: (error: unknown, context: string) => void;
   readonly #deadlines = new Map<string, unknown>();
@@ -57,7 +63,9 @@ export class Coordinator {
     this.#clock = deps.clock ?? systemClock;
     this.#ids = deps.ids ?? randomIds;
     this.#kinds = deps.kinds ?? prefixKinds;
-    this.#execution = deps.execution ?? noExecution;
+    this.#execution =
+      typeof deps.execution === 'function' ? deps.execution(this) : (deps.execution ?? noExecution);
+    this.#policy = deps.policy;
     this.#timers = deps.timers ?? systemTimers;
     this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
   }
@@ -68,9 +76,40 @@ export class Coordinator {
     const runId = request.run_id || this.#ids.runId();
     const rootKind = await this.#kinds.kindOf(request.root_node_type_ref);
     const rootNodeRunId = this.#ids.nodeRunId();
-    return this.#commit(runId, (view) =>
+    const started = await this.store.mutate(runId, (view) =>
       decideStartRun(view, { request, runId, rootNodeRunId, rootKind, now: this.#clock.now() }),
     );
+    // An identical retry returns the existing Run and starts nothing.
+    if (!started.changes || !this.#policy) {
+      this.#runEffects(started.effects);
+      return started.value;
+    }
+    const run = started.value;
+    const decision = await this.#policy.decide({
+      action: 'run.start',
+      run_id: run.run_id,
+      node_run_id: run.root_node_run_id,
+      node_type_ref: request.root_node_type_ref,
+      ...(request.run_context ? { run_context: request.run_context } : {}),
+      ...(request.constraints ? { constraints: request.constraints } : {}),
+    });
+    const recorded = await this.store.mutate(runId, (view) =>
+      decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
+    );
+    this.#runEffects(started.effects);
+    this.#runEffects(recorded.effects);
+    // A denied start is not an HTTP error: the Run exists, failed, with its audit trail.
+    return (await this.store.getRun(runId))?.run ?? run;
+  }
+
+  /** Where queued NodeRuns go (the dispatcher, or nothing in state-authority mode). */
+  get execution(): ExecutionPort {
+    return this.#execution;
+  }
+
+  /** The coordinator's clock. */
+  now(): Date {
+    return this.#clock.now();
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -80,14 +119,14 @@ export class Coordinator {
   }
 
   async cancelRun(runId: string): Promise<Run> {
-    return this.#commit(runId, (view) =>
+    return this.commit(runId, (view) =>
       decideTerminateRun(view, { now: this.#clock.now(), state: 'canceled', reason: 'run_canceled' }),
     );
   }
 
   async createNodeRuns(request: NodeRunsCreateRequest): Promise<NodeRun[]> {
     const kinds = await this.#resolveKinds(request.node_runs.map((spec) => spec.node_type_ref));
-    return this.#commit(request.run_id, (view) =>
+    return this.commit(request.run_id, (view) =>
       decideCreateNodeRuns(view, {
         request,
         now: this.#clock.now(),
@@ -105,12 +144,12 @@ export class Coordinator {
 
   async reportEvaluation(nodeRunId: string, body: NodeRunEvaluationReportRequest): Promise<void> {
     const runId = await this.#locate(nodeRunId);
-    await this.#commit(runId, (view) => decideEvaluation(view, nodeRunId, body, this.#clock.now()));
+    await this.commit(runId, (view) => decideEvaluation(view, nodeRunId, body, this.#clock.now()));
   }
 
   async completeNodeRun(nodeRunId: string, body: NodeRunCompleteRequest): Promise<void> {
     const runId = await this.#locate(nodeRunId);
-    await this.#commit(runId, (view) => decideComplete(view, nodeRunId, body, this.#clock.now()));
+    await this.commit(runId, (view) => decideComplete(view, nodeRunId, body, this.#clock.now()));
   }
 
   /** Stops timers and the execution port. The store is closed by its owner. */
@@ -135,10 +174,15 @@ export class Coordinator {
     return kinds;
   }
 
-  async #commit<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<T> {
+  /** Commits a decision on one Run and carries out its effects; the value is the decision's. */
+  async commit<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<T> {
     const decision = await this.store.mutate(runId, decide);
-    for (const effect of decision.effects ?? []) this.#run(effect);
+    this.#runEffects(decision.effects);
     return decision.value;
+  }
+
+  #runEffects(effects: readonly Effect[] | undefined): void {
+    for (const effect of effects ?? []) this.#run(effect);
   }
 
   #run(effect: Effect): void {
@@ -185,7 +229,7 @@ export class Coordinator {
 
   /** The Run's `max_wall_time_ms` has passed: end it like a cancel, but `failed`. */
   async expireRun(runId: string): Promise<Run> {
-    return this.#commit(runId, (view) => {
+    return this.commit(runId, (view) => {
       const limit = view.record?.constraints?.budgets?.max_wall_time_ms;
       return decideTerminateRun(view, {
         now: this.#clock.now(),

@@ -1,13 +1,21 @@
 /**
- * Pure decisions for `:complete` and `:evaluation`. Terminal is final: an identical repeat and a
- * completion for a NodeRun the coordinator already ended are no-ops, anything else is a conflict.
- * Completing a NodeRun ends its unfinished descendants; completing the root ends the Run.
+ * Pure decisions for `:complete` and `:evaluation`, and the one completion path every terminal
+ * transition goes through (client completions, executor results, coordinator failures). Terminal
+ * is final: an identical repeat and a completion for a NodeRun the coordinator already ended are
+ * no-ops, anything else is a conflict. Completing a NodeRun ends its unfinished descendants;
+ * completing the root ends the Run.
  */
 
 import { ArpError, nodeRunNotFound } from '../errors.js';
-import type { NodeRunCompleteRequest, NodeRunEvaluationReportRequest } from '../gen/contract.js';
+import type {
+  ErrorEnvelope,
+  NodeRunCompleteRequest,
+  NodeRunEvaluationReportRequest,
+  NodeRunTerminalState,
+} from '../gen/contract.js';
 import { canonicalJson } from './canonical.js';
 import {
+  type Changes,
   type Decision,
   type Effect,
   type EventDraft,
@@ -22,8 +30,9 @@ import { cancellationEffects, endByCoordinator } from './runs.js';
 import { defined } from './shape.js';
 
 export type CompletionOutcome = 'completed' | 'unchanged';
+export type ErrorDetail = ErrorEnvelope['error'];
 
-function requireNodeRun(view: RunView, nodeRunId: string): NodeRunRecord {
+export function requireNodeRun(view: RunView, nodeRunId: string): NodeRunRecord {
   const record = view.nodeRun(nodeRunId);
   if (!record) throw nodeRunNotFound(nodeRunId);
   return record;
@@ -42,6 +51,79 @@ function endDescendants(view: RunView, record: NodeRunRecord, time: string): Nod
   return ended;
 }
 
+export interface Completion {
+  readonly state: NodeRunTerminalState;
+  readonly outputs?: Record<string, unknown>;
+  readonly output_artifacts?: NodeRun['output_artifacts'];
+  readonly error?: ErrorDetail;
+  readonly extensions?: Record<string, unknown>;
+}
+
+export interface CompletionOptions {
+  /** The coordinator decided this outcome (a failure it detected), not a worker or an executor. */
+  readonly byCoordinator: boolean;
+  /** An executor really ran this atomic NodeRun: emit `atomic_executed`. */
+  readonly executed: boolean;
+  /** Canonical form of a client's `:complete` body, to recognise an identical repeat. */
+  readonly fingerprint?: string;
+  /** Changes to the NodeRun committed in the same step (e.g. its evaluation). */
+  readonly patch?: Partial<NodeRun>;
+  /** Events that precede the completion's own (e.g. `node_evaluated`). */
+  readonly leadingEvents?: readonly EventDraft[];
+}
+
+/** Moves an unfinished NodeRun to a terminal state, with its cascade, in one set of changes. */
+export function completeRecord(
+  view: RunView,
+  record: NodeRunRecord,
+  completion: Completion,
+  time: string,
+  options: CompletionOptions,
+): { changes: Changes; effects: Effect[] } {
+  const { nodeRun } = record;
+  const completed: NodeRun = {
+    ...nodeRun,
+    ...options.patch,
+    ...defined({ outputs: completion.outputs, output_artifacts: completion.output_artifacts }),
+    state: completion.state,
+    ended_at: time,
+  };
+  const extensions = { ...completion.extensions, ...nodeRun.extensions };
+  if (completion.error) extensions[EXT.completionError] = completion.error;
+  if (Object.keys(extensions).length > 0) completed.extensions = extensions;
+
+  const ended = endDescendants(view, record, time);
+  const events: EventDraft[] = [...(options.leadingEvents ?? [])];
+  const id = nodeRun.node_run_id;
+  if (options.executed && nodeRun.kind === 'atomic') {
+    events.push({ type: 'atomic_executed', time, node_run_id: id, data: { state: completion.state } });
+  }
+  const effects: Effect[] = cancellationEffects(ended, (childId) => view.nodeRun(childId));
+  let run: Run | undefined;
+  const runRecord = view.record;
+  if (runRecord && runRecord.run.root_node_run_id === id && !isTerminal(runRecord.run.state)) {
+    run = { ...runRecord.run, state: completion.state, ended_at: time };
+    if (completion.error)
+      run.extensions = { ...runRecord.run.extensions, [EXT.completionError]: completion.error };
+    events.push({ type: 'run_completed', time, node_run_id: id, data: { state: completion.state } });
+    effects.push({ type: 'disarm_deadline', runId: runRecord.run.run_id });
+  }
+  const updated: NodeRunRecord = {
+    ...record,
+    nodeRun: completed,
+    completionFingerprint: options.fingerprint,
+    endedByCoordinator: options.byCoordinator,
+  };
+  return {
+    changes: {
+      ...(run && runRecord ? { run: { ...runRecord, run } } : {}),
+      nodeRuns: [updated, ...ended],
+      events,
+    },
+    effects,
+  };
+}
+
 export function decideComplete(
   view: RunView,
   nodeRunId: string,
@@ -50,48 +132,45 @@ export function decideComplete(
 ): Decision<CompletionOutcome> {
   const record = requireNodeRun(view, nodeRunId);
   const fingerprint = canonicalJson(body);
-  const { nodeRun } = record;
-  if (isTerminal(nodeRun.state)) {
+  if (isTerminal(record.nodeRun.state)) {
     if (record.endedByCoordinator || record.completionFingerprint === fingerprint)
       return { value: 'unchanged' };
-    throw new ArpError('node_run_already_terminal', `NodeRun '${nodeRunId}' is already ${nodeRun.state}`, {
-      details: { state: nodeRun.state },
-    });
+    throw new ArpError(
+      'node_run_already_terminal',
+      `NodeRun '${nodeRunId}' is already ${record.nodeRun.state}`,
+      {
+        details: { state: record.nodeRun.state },
+      },
+    );
   }
-  const time = now.toISOString();
-  const completed: NodeRun = {
-    ...nodeRun,
-    ...defined({ outputs: body.outputs, output_artifacts: body.output_artifacts }),
-    state: body.state,
-    ended_at: time,
-  };
-  const extensions = { ...body.extensions, ...nodeRun.extensions };
-  if (body.error) extensions[EXT.completionError] = body.error;
-  if (Object.keys(extensions).length > 0) completed.extensions = extensions;
+  const result = completeRecord(view, record, body, now.toISOString(), {
+    byCoordinator: false,
+    executed: true,
+    fingerprint,
+  });
+  return { value: 'completed', ...result };
+}
 
-  const ended = endDescendants(view, record, time);
-  const events: EventDraft[] = [];
-  if (nodeRun.kind === 'atomic') {
-    events.push({ type: 'atomic_executed', time, node_run_id: nodeRunId, data: { state: body.state } });
+/** The coordinator fails a NodeRun it is responsible for (dispatch error, timeout, policy...). */
+export function decideFail(
+  view: RunView,
+  nodeRunId: string,
+  error: ErrorDetail,
+  now: Date,
+  leadingEvents: readonly EventDraft[] = [],
+): Decision<CompletionOutcome> {
+  const record = view.nodeRun(nodeRunId);
+  if (!record || isTerminal(record.nodeRun.state)) {
+    return leadingEvents.length > 0
+      ? { value: 'unchanged', changes: { events: leadingEvents } }
+      : { value: 'unchanged' };
   }
-  const effects: Effect[] = cancellationEffects(ended, (id) => view.nodeRun(id));
-  let run: Run | undefined;
-  const runRecord = view.record;
-  if (runRecord && runRecord.run.root_node_run_id === nodeRunId && !isTerminal(runRecord.run.state)) {
-    run = { ...runRecord.run, state: body.state, ended_at: time };
-    if (body.error) run.extensions = { ...runRecord.run.extensions, [EXT.completionError]: body.error };
-    events.push({ type: 'run_completed', time, node_run_id: nodeRunId, data: { state: body.state } });
-    effects.push({ type: 'disarm_deadline', runId: runRecord.run.run_id });
-  }
-  return {
-    value: 'completed',
-    changes: {
-      ...(run && runRecord ? { run: { ...runRecord, run } } : {}),
-      nodeRuns: [{ ...record, nodeRun: completed, completionFingerprint: fingerprint }, ...ended],
-      events,
-    },
-    effects,
-  };
+  const result = completeRecord(view, record, { state: 'failed', error }, now.toISOString(), {
+    byCoordinator: true,
+    executed: false,
+    leadingEvents,
+  });
+  return { value: 'completed', ...result };
 }
 
 export function decideEvaluation(

@@ -25,6 +25,8 @@ export interface RunRecord {
   readonly startFingerprint: string;
   /** Absolute deadline (epoch ms) from `budgets.max_wall_time_ms`, if any. */
   readonly deadlineAt: number | undefined;
+  /** NodeRuns dispatched to an executor so far (counted against `budgets.max_steps`). */
+  readonly steps: number;
 }
 
 export interface NodeRunRecord {
@@ -43,6 +45,8 @@ export interface NodeRunRecord {
   readonly completionFingerprint: string | undefined;
   /** True when the coordinator ended this NodeRun (cancel, cascade, budget), not a worker. */
   readonly endedByCoordinator: boolean;
+  /** SHA-256 (hex) of the assignment token handed to the composite executor running it. */
+  readonly assignmentTokenHash?: string;
 }
 
 /** An event as the core emits it; the store assigns `run_id` and `seq` when it commits. */

@@ -67,7 +67,7 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
   return {
     value: run,
     changes: {
-      run: { run, constraints, startFingerprint: fingerprint, deadlineAt },
+      run: { run, constraints, startFingerprint: fingerprint, deadlineAt, steps: 0 },
       nodeRuns: [newNodeRunRecord(root, 0, constraints)],
       events: [
         { type: 'run_started', time, data: { root_node_run_id: rootNodeRunId } },

@@ -1,0 +1,29 @@
+/** Composite Executor: `POST /v1/composite-node-runs:begin` and `POST /v1/composite-node-runs/{id}:cancel`. */
+import type { CompositeBeginRequest, CompositeBeginResponse } from '../gen/contract.js';
+import type { ServiceClient } from './http.js';
+
+export class CompositeExecutorClient {
+  constructor(readonly http: ServiceClient) {}
+
+  /** Hands a composite NodeRun to the executor, which answers at once and works in the background. */
+  async begin(body: CompositeBeginRequest): Promise<CompositeBeginResponse> {
+    const { body: response } = await this.http.call<CompositeBeginResponse>({
+      method: 'POST',
+      path: '/v1/composite-node-runs:begin',
+      body,
+      requestSchema: 'CompositeBeginRequest',
+      responseSchema: 'CompositeBeginResponse',
+      safeToRetry: false,
+    });
+    return response!;
+  }
+
+  async cancel(nodeRunId: string): Promise<void> {
+    await this.http.call({
+      method: 'POST',
+      path: `/v1/composite-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,
+      safeToRetry: true,
+      acceptStatuses: [404],
+    });
+  }
+}

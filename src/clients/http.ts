@@ -1,0 +1,244 @@
+/**
+ * The one outgoing-HTTP layer every ARP client shares: base-URL normalisation, a timeout on every
+ * call, bounded retries with jittered backoff for calls that are safe to repeat, contract
+ * validation of request and response bodies, and mapping of every failure to a coded
+ * `ServiceError`. Messages never carry the peer's URL, so they can be shown to API clients.
+ */
+import { type Dispatcher, request } from 'undici';
+import type { ContractValidators } from '../contract/validators.js';
+
+export type ServiceName = 'atomic_executor' | 'composite_executor' | 'node_registry' | 'pdp' | 'selection';
+
+export const SERVICE_TITLES: Record<ServiceName, string> = {
+  atomic_executor: 'Atomic Executor',
+  composite_executor: 'Composite Executor',
+  node_registry: 'Node Registry',
+  pdp: 'PDP',
+  selection: 'Selection',
+};
+
+/** What went wrong, as a stable suffix of the error code (`<service>_<kind>`). */
+export type FailureKind = 'unavailable' | 'timeout' | 'error' | 'invalid_response' | 'invalid_request';
+
+export class ServiceError extends Error {
+  readonly code: string;
+  readonly service: ServiceName;
+  readonly kind: FailureKind;
+  /** HTTP status the peer answered with, for `error`. */
+  readonly status: number | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    service: ServiceName,
+    kind: FailureKind,
+    message: string,
+    details: Record<string, unknown> = {},
+    status?: number,
+  ) {
+    super(message);
+    this.name = 'ServiceError';
+    this.service = service;
+    this.kind = kind;
+    this.code = `${service}_${kind}`;
+    this.status = status;
+    this.details = details;
+  }
+}
+
+/** `http://host:1234/`, `http://host:1234/v1` and `http://host:1234` all name the same service. */
+export function normalizeBaseUrl(raw: string): string {
+  let url = raw.trim();
+  while (url.endsWith('/')) url = url.slice(0, -1);
+  if (url.endsWith('/v1')) url = url.slice(0, -3);
+  while (url.endsWith('/')) url = url.slice(0, -1);
+  return url;
+}
+
+export interface RetryPolicy {
+  /** Extra attempts after the first, for calls that are safe to repeat. */
+  readonly retries: number;
+  /** Delay before retry `attempt` (1-based), in ms. */
+  readonly backoff: (attempt: number) => number;
+}
+
+/** Capped exponential backoff with full jitter: 0..min(2s, 100ms·2^attempt). */
+export const jitteredBackoff = (attempt: number) => Math.random() * Math.min(2000, 100 * 2 ** attempt);
+
+export const defaultRetryPolicy: RetryPolicy = { retries: 2, backoff: jitteredBackoff };
+
+export interface ServiceClientOptions {
+  readonly service: ServiceName;
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly validators: ContractValidators;
+  readonly dispatcher?: Dispatcher;
+  readonly retry?: RetryPolicy;
+  /** Headers added to every call (e.g. an Authorization header). */
+  readonly headers?: () => Record<string, string> | Promise<Record<string, string>>;
+}
+
+export interface CallOptions {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly body?: unknown;
+  /** Contract component the request body must match. */
+  readonly requestSchema?: string;
+  /** Contract component a 200 body must match; omit for 204-style calls. */
+  readonly responseSchema?: string;
+  /** Retry transport failures and 502/503/504. Only for calls with no side effect or idempotent ones. */
+  readonly safeToRetry: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  /** Statuses that are not failures but answers (e.g. 404 from a registry). */
+  readonly acceptStatuses?: readonly number[];
+}
+
+export interface CallResult<T> {
+  readonly status: number;
+  readonly body: T | undefined;
+}
+
+const RETRY_STATUSES = new Set([502, 503, 504]);
+
+export class ServiceClient {
+  readonly service: ServiceName;
+  readonly baseUrl: string;
+  readonly #options: ServiceClientOptions;
+  readonly #retry: RetryPolicy;
+
+  constructor(options: ServiceClientOptions) {
+    this.#options = options;
+    this.service = options.service;
+    this.baseUrl = normalizeBaseUrl(options.baseUrl);
+    this.#retry = options.retry ?? defaultRetryPolicy;
+  }
+
+  async call<T>(options: CallOptions): Promise<CallResult<T>> {
+    if (options.requestSchema && options.body !== undefined) {
+      const errors = this.#options.validators.validate(options.requestSchema, options.body);
+      if (errors.length > 0) {
+        throw this.#fail('invalid_request', `the request to the ${this.#title} does not match the contract`, {
+          errors,
+        });
+      }
+    }
+    const attempts = options.safeToRetry ? this.#retry.retries + 1 : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#once<T>(options);
+      } catch (error) {
+        const retryable =
+          error instanceof ServiceError &&
+          (error.kind === 'unavailable' || (error.kind === 'error' && RETRY_STATUSES.has(error.status ?? 0)));
+        if (!retryable || attempt >= attempts || options.signal?.aborted) throw error;
+        await sleep(this.#retry.backoff(attempt), options.signal);
+      }
+    }
+  }
+
+  get #title(): string {
+    return SERVICE_TITLES[this.service];
+  }
+
+  #fail(kind: FailureKind, message: string, details: Record<string, unknown> = {}, status?: number) {
+    return new ServiceError(this.service, kind, message, details, status);
+  }
+
+  async #once<T>(options: CallOptions): Promise<CallResult<T>> {
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      ...(await this.#options.headers?.()),
+    };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(`${this.baseUrl}${options.path}`, {
+        method: options.method,
+        headers,
+        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+        signal,
+        ...(this.#options.dispatcher ? { dispatcher: this.#options.dispatcher } : {}),
+      });
+    } catch (error) {
+      if (timeout.aborted && !options.signal?.aborted) {
+        throw this.#fail('timeout', `the ${this.#title} did not answer within ${timeoutMs} ms`, {
+          timeout_ms: timeoutMs,
+        });
+      }
+      if (options.signal?.aborted) throw options.signal.reason ?? error;
+      throw this.#fail('unavailable', `the ${this.#title} could not be reached`, {
+        cause: transportCause(error),
+      });
+    }
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (error) {
+      if (timeout.aborted) {
+        throw this.#fail('timeout', `the ${this.#title} did not answer within ${timeoutMs} ms`, {
+          timeout_ms: timeoutMs,
+        });
+      }
+      throw this.#fail('unavailable', `the ${this.#title} broke off its answer`, {
+        cause: transportCause(error),
+      });
+    }
+    const status = response.statusCode;
+    if (status >= 200 && status < 300) return { status, body: this.#parse<T>(text, options.responseSchema) };
+    if (options.acceptStatuses?.includes(status)) return { status, body: undefined };
+    throw this.#fail('error', `the ${this.#title} answered ${status}`, downstreamError(text, status), status);
+  }
+
+  #parse<T>(text: string, schema: string | undefined): T | undefined {
+    if (schema === undefined) return undefined;
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw this.#fail('invalid_response', `the ${this.#title} answered with a body that is not JSON`);
+    }
+    const errors = this.#options.validators.validate(schema, body);
+    if (errors.length > 0) {
+      throw this.#fail('invalid_response', `the ${this.#title} answered with an invalid ${schema}`, {
+        errors: errors.slice(0, 10),
+      });
+    }
+    return body as T;
+  }
+}
+
+/** The peer's ErrorEnvelope code and message when it sent one (never its URL). */
+function downstreamError(text: string, status: number): Record<string, unknown> {
+  const details: Record<string, unknown> = { status };
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof parsed.error?.code === 'string') details.downstream_code = parsed.error.code;
+    if (typeof parsed.error?.message === 'string')
+      details.downstream_message = parsed.error.message.slice(0, 500);
+  } catch {}
+  return details;
+}
+
+/** A transport error's code (ECONNREFUSED, UND_ERR_SOCKET, ...) without addresses. */
+function transportCause(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : 'transport_error';
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0) return resolve();
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}

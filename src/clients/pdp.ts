@@ -1,0 +1,20 @@
+/** Policy Decision Point: `POST /v1/policy:decide`. */
+import type { PolicyDecision, PolicyDecisionRequest } from '../gen/contract.js';
+import type { ServiceClient } from './http.js';
+
+export class PdpClient {
+  constructor(readonly http: ServiceClient) {}
+
+  /** Decisions have no side effects, so transport failures are retried. */
+  async decide(body: PolicyDecisionRequest): Promise<PolicyDecision> {
+    const { body: decision } = await this.http.call<PolicyDecision>({
+      method: 'POST',
+      path: '/v1/policy:decide',
+      body,
+      requestSchema: 'PolicyDecisionRequest',
+      responseSchema: 'PolicyDecision',
+      safeToRetry: true,
+    });
+    return decision!;
+  }
+}

@@ -1,0 +1,312 @@
+/**
+ * Runs queued NodeRuns on executors, in the background and a bounded number at a time (the rest
+ * wait in order). Per NodeRun: resolve its kind, ask policy, claim it (`queued → running`, the
+ * exactly-once point), then call the Atomic Executor and record its result, or hand a composite to
+ * the Composite Executor. Every running NodeRun has a deadline: the execute call's timeout for
+ * atomics, a timer for composites. Nothing here ever throws into an API request.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { AtomicExecutorClient } from '../clients/atomic-executor.js';
+import type { CompositeExecutorClient } from '../clients/composite-executor.js';
+import { ServiceError } from '../clients/http.js';
+import type { ErrorDetail } from '../core/completion.js';
+import { decideFail } from '../core/completion.js';
+import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
+import { isTerminal, type NodeRunRecord } from '../core/model.js';
+import type { ExecutorBinding, NodeKind, NodeRun, RunContext } from '../gen/contract.js';
+import type { Coordinator } from './coordinator.js';
+import type { PolicyPort } from './policy.js';
+import type { ExecutionPort, KindResolver, Timers } from './ports.js';
+
+export interface DispatcherOptions {
+  readonly atomic?: AtomicExecutorClient;
+  readonly composite?: CompositeExecutorClient;
+  readonly kinds: KindResolver;
+  readonly policy?: PolicyPort;
+  /** The coordinator's own base URL, sent to composite executors as `coordinator_endpoint`. */
+  readonly publicUrl?: string;
+  /** Deadline of an atomic NodeRun: the execute call's timeout. */
+  readonly executeTimeoutMs: number;
+  /** Deadline of a composite NodeRun from the moment its executor accepted it. */
+  readonly compositeTimeoutMs: number;
+  /** Dispatches in progress at once. */
+  readonly concurrency: number;
+  readonly timers: Timers;
+  readonly onError: (error: unknown, context: string) => void;
+}
+
+export const ATOMIC_EXECUTOR_ID = 'atomic-executor';
+export const COMPOSITE_EXECUTOR_ID = 'composite-executor';
+
+/** The error recorded on a NodeRun when a call to an executor failed. */
+function failureOf(error: unknown): ErrorDetail {
+  if (error instanceof ServiceError) {
+    return { code: error.code, message: error.message, details: error.details };
+  }
+  return { code: 'dispatch_error', message: 'The coordinator failed while dispatching this NodeRun' };
+}
+
+export class Dispatcher implements ExecutionPort {
+  readonly #options: DispatcherOptions;
+  readonly #coordinator: Coordinator;
+  readonly #queue: string[] = [];
+  #head = 0;
+  #active = 0;
+  #closed = false;
+  /** Atomic executions in flight, to abort our wait when the NodeRun is canceled. */
+  readonly #inflight = new Map<string, AbortController>();
+  /** Deadlines of accepted composites. */
+  readonly #deadlines = new Map<string, unknown>();
+  readonly #idle: (() => void)[] = [];
+
+  constructor(coordinator: Coordinator, options: DispatcherOptions) {
+    this.#coordinator = coordinator;
+    this.#options = options;
+  }
+
+  dispatch(nodeRunId: string): void {
+    if (this.#closed) return;
+    this.#queue.push(nodeRunId);
+    this.#pump();
+  }
+
+  cancel(nodeRun: NodeRun): void {
+    const id = nodeRun.node_run_id;
+    const kind = nodeRun.kind;
+    if (kind === 'atomic' && this.#options.atomic) {
+      this.#options.atomic
+        .cancel(id)
+        .catch((error) => this.#options.onError(error, `cancel of atomic ${id}`));
+    }
+    if (kind === 'composite' && this.#options.composite) {
+      this.#options.composite
+        .cancel(id)
+        .catch((error) => this.#options.onError(error, `cancel of composite ${id}`));
+    }
+    this.#inflight.get(id)?.abort();
+    this.#clearDeadline(id);
+  }
+
+  /** Resolves when no dispatch is queued or in progress (for tests and shutdown). */
+  idle(): Promise<void> {
+    if (this.#active === 0 && this.#pending() === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#queue.length = 0;
+    this.#head = 0;
+    for (const controller of this.#inflight.values()) controller.abort();
+    for (const id of [...this.#deadlines.keys()]) this.#clearDeadline(id);
+    await this.idle();
+  }
+
+  #pending(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  #pump(): void {
+    while (this.#active < this.#options.concurrency && this.#pending() > 0) {
+      const id = this.#queue[this.#head++]!;
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue.splice(0, this.#head);
+        this.#head = 0;
+      }
+      this.#active++;
+      this.#run(id)
+        .catch((error) => this.#options.onError(error, `dispatch of ${id}`))
+        .finally(() => {
+          this.#active--;
+          this.#pump();
+          if (this.#active === 0 && this.#pending() === 0)
+            for (const resolve of this.#idle.splice(0)) resolve();
+        });
+    }
+  }
+
+  async #run(nodeRunId: string): Promise<void> {
+    const store = this.#coordinator.store;
+    const record = await store.getNodeRun(nodeRunId);
+    if (record?.nodeRun.state !== 'queued') return;
+    const runId = record.nodeRun.run_id;
+    const run = await store.getRun(runId);
+    if (!run || isTerminal(run.run.state)) return;
+    const now = () => this.#coordinator.now();
+
+    const kind = record.nodeRun.kind ?? (await this.#options.kinds.kindOf(record.nodeRun.node_type_ref));
+    if (!kind) {
+      await this.#coordinator.commit(runId, (view) =>
+        decideFail(
+          view,
+          nodeRunId,
+          { code: 'unknown_node_kind', message: 'Unable to resolve node kind' },
+          now(),
+        ),
+      );
+      return;
+    }
+    const policy = await this.#decide(record, run.run.run_context);
+    const refuse = this.#refusal(kind);
+    const binding = this.#binding(kind);
+    const token = kind === 'composite' && !refuse ? randomBytes(32).toString('base64url') : undefined;
+    const claim = await this.#coordinator.commit(runId, (view) =>
+      decideClaim(view, {
+        nodeRunId,
+        kind,
+        binding,
+        now: now(),
+        ...(policy ? { policy } : {}),
+        ...(refuse ? { refuse } : {}),
+        ...(token ? { assignmentTokenHash: createHash('sha256').update(token).digest('hex') } : {}),
+      }),
+    );
+    if (claim !== 'claimed') return;
+    const claimed = (await store.getNodeRun(nodeRunId))!;
+    if (kind === 'atomic') await this.#execute(claimed, run.run.run_context);
+    else await this.#begin(claimed, run.run.run_context, token!);
+  }
+
+  async #decide(
+    record: NodeRunRecord,
+    runContext: RunContext | undefined,
+  ): Promise<PolicyRecord | undefined> {
+    if (!this.#options.policy) return undefined;
+    const { nodeRun } = record;
+    const decision = await this.#options.policy.decide({
+      action: 'node.run.execute',
+      run_id: nodeRun.run_id,
+      node_run_id: nodeRun.node_run_id,
+      node_type_ref: nodeRun.node_type_ref,
+      ...(runContext ? { run_context: runContext } : {}),
+      ...(record.constraints ? { constraints: record.constraints } : {}),
+    });
+    return { action: 'node.run.execute', decision };
+  }
+
+  #refusal(kind: NodeKind): ErrorDetail | undefined {
+    if (kind === 'atomic' && !this.#options.atomic) {
+      return { code: 'atomic_executor_unconfigured', message: 'Atomic Executor is not configured' };
+    }
+    if (kind === 'composite' && !this.#options.composite) {
+      return { code: 'composite_executor_unconfigured', message: 'Composite Executor is not configured' };
+    }
+    if (kind === 'composite' && !this.#options.publicUrl) {
+      return {
+        code: 'coordinator_url_unconfigured',
+        message: 'RC_PUBLIC_URL is required to dispatch composites',
+      };
+    }
+    return undefined;
+  }
+
+  #binding(kind: NodeKind): ExecutorBinding {
+    const client = kind === 'atomic' ? this.#options.atomic : this.#options.composite;
+    return {
+      executor_instance_id: kind === 'atomic' ? ATOMIC_EXECUTOR_ID : COMPOSITE_EXECUTOR_ID,
+      endpoint: client?.http.baseUrl ?? 'about:blank',
+    };
+  }
+
+  async #execute(record: NodeRunRecord, runContext: RunContext | undefined): Promise<void> {
+    const { nodeRun } = record;
+    const id = nodeRun.node_run_id;
+    const controller = new AbortController();
+    this.#inflight.set(id, controller);
+    try {
+      const result = await this.#options.atomic!.execute(
+        {
+          node_run_id: id,
+          run_id: nodeRun.run_id,
+          node_type_ref: nodeRun.node_type_ref,
+          inputs: nodeRun.inputs ?? {},
+          ...(runContext ? { run_context: runContext } : {}),
+          ...(record.constraints ? { constraints: record.constraints } : {}),
+        },
+        { timeoutMs: this.#options.executeTimeoutMs, signal: controller.signal },
+      );
+      await this.#coordinator.commit(nodeRun.run_id, (view) =>
+        decideExecutionResult(view, id, result, this.#coordinator.now()),
+      );
+    } catch (error) {
+      // Aborted because the coordinator canceled it: the NodeRun is already terminal.
+      if (controller.signal.aborted) return;
+      await this.#coordinator.commit(nodeRun.run_id, (view) =>
+        decideFail(view, id, failureOf(error), this.#coordinator.now()),
+      );
+    } finally {
+      this.#inflight.delete(id);
+    }
+  }
+
+  async #begin(record: NodeRunRecord, runContext: RunContext | undefined, token: string): Promise<void> {
+    const { nodeRun } = record;
+    const id = nodeRun.node_run_id;
+    let failure: ErrorDetail | undefined;
+    try {
+      const response = await this.#options.composite!.begin({
+        node_run_id: id,
+        run_id: nodeRun.run_id,
+        node_type_ref: nodeRun.node_type_ref,
+        inputs: nodeRun.inputs ?? {},
+        ...(runContext ? { run_context: runContext } : {}),
+        ...(record.constraints ? { constraints: record.constraints } : {}),
+        coordinator_endpoint: this.#options.publicUrl!,
+        assignment_token: token,
+        ...(nodeRun.extensions ? { extensions: nodeRun.extensions } : {}),
+      });
+      if (!response.accepted) {
+        failure = {
+          code: 'composite_rejected',
+          message: response.message ?? 'Composite assignment rejected',
+        };
+      }
+    } catch (error) {
+      failure = failureOf(error);
+    }
+    if (failure) {
+      const detail = failure;
+      await this.#coordinator.commit(nodeRun.run_id, (view) =>
+        decideFail(view, id, detail, this.#coordinator.now()),
+      );
+      return;
+    }
+    this.#armDeadline(nodeRun);
+  }
+
+  #armDeadline(nodeRun: NodeRun): void {
+    const id = nodeRun.node_run_id;
+    const timeoutMs = this.#options.compositeTimeoutMs;
+    const handle = this.#options.timers.setTimeout(() => {
+      this.#deadlines.delete(id);
+      this.#expireComposite(nodeRun, timeoutMs).catch((error) =>
+        this.#options.onError(error, `deadline of composite ${id}`),
+      );
+    }, timeoutMs);
+    this.#deadlines.set(id, handle);
+  }
+
+  async #expireComposite(nodeRun: NodeRun, timeoutMs: number): Promise<void> {
+    const id = nodeRun.node_run_id;
+    const outcome = await this.#coordinator.commit(nodeRun.run_id, (view) =>
+      decideFail(
+        view,
+        id,
+        {
+          code: 'node_run_timeout',
+          message: `The Composite Executor did not complete this NodeRun within ${timeoutMs} ms`,
+          details: { timeout_ms: timeoutMs },
+        },
+        this.#coordinator.now(),
+      ),
+    );
+    if (outcome === 'completed') this.cancel(nodeRun);
+  }
+
+  #clearDeadline(id: string): void {
+    const handle = this.#deadlines.get(id);
+    if (handle === undefined) return;
+    this.#options.timers.clearTimeout(handle);
+    this.#deadlines.delete(id);
+  }
+}
