@@ -10,8 +10,17 @@ export interface NodeRegistryOptions {
   readonly now?: () => number;
 }
 
+interface Entry {
+  readonly at: number;
+  readonly value: Promise<NodeType | undefined>;
+  settled: boolean;
+  nodeType: NodeType | undefined;
+}
+
+const cacheKey = (ref: NodeTypeRef) => `${ref.node_type_id}\n${ref.version}`;
+
 export class NodeRegistryClient {
-  readonly #cache = new Map<string, { at: number; value: Promise<NodeType | undefined> }>();
+  readonly #cache = new Map<string, Entry>();
   readonly #ttl: number;
   readonly #size: number;
   readonly #now: () => number;
@@ -27,15 +36,37 @@ export class NodeRegistryClient {
 
   /** The NodeType, or undefined when the registry does not know it (404). Errors are not cached. */
   getNodeType(ref: NodeTypeRef): Promise<NodeType | undefined> {
-    const key = `${ref.node_type_id}\n${ref.version}`;
+    const key = cacheKey(ref);
     const hit = this.#cache.get(key);
     if (hit && this.#now() - hit.at < this.#ttl) return hit.value;
-    const value = this.#fetch(ref);
+    const entry: Entry = { at: this.#now(), value: this.#fetch(ref), settled: false, nodeType: undefined };
+    entry.value.then(
+      (nodeType) => {
+        entry.settled = true;
+        entry.nodeType = nodeType;
+      },
+      () => {
+        if (this.#cache.get(key) === entry) this.#cache.delete(key);
+      },
+    );
     this.#cache.delete(key);
-    this.#cache.set(key, { at: this.#now(), value });
-    value.catch(() => this.#cache.delete(key));
+    this.#cache.set(key, entry);
     if (this.#cache.size > this.#size) this.#cache.delete(this.#cache.keys().next().value as string);
-    return value;
+    return entry.value;
+  }
+
+  /**
+   * What the registry already answered for this type, without waiting: `found` with the NodeType,
+   * `unknown` after a 404, `pending` when no fresh answer is at hand (a lookup is then started).
+   */
+  peek(ref: NodeTypeRef): { state: 'found'; nodeType: NodeType } | { state: 'unknown' | 'pending' } {
+    const hit = this.#cache.get(cacheKey(ref));
+    if (!hit || this.#now() - hit.at >= this.#ttl) {
+      this.getNodeType(ref).catch(() => {});
+      return { state: 'pending' };
+    }
+    if (!hit.settled) return { state: 'pending' };
+    return hit.nodeType ? { state: 'found', nodeType: hit.nodeType } : { state: 'unknown' };
   }
 
   async #fetch(ref: NodeTypeRef): Promise<NodeType | undefined> {

@@ -105,6 +105,19 @@ export function buildClients(
   };
 }
 
+/**
+ * Kind known without waiting, for NodeRuns being created: what the registry already answered,
+ * else the id prefix. An API call never waits on the registry; dispatch resolves it properly.
+ */
+export function cachedRegistryKinds(registry: NodeRegistryClient): KindResolver {
+  return {
+    kindOf(ref) {
+      const known = registry.peek(ref);
+      return known.state === 'found' ? known.nodeType.kind : kindFromPrefix(ref.node_type_id);
+    },
+  };
+}
+
 /** Kind from the Node Registry when it knows the type, else from the id prefix. */
 export function registryKinds(
   registry: NodeRegistryClient,
@@ -141,6 +154,8 @@ export function buildCoordinator(
   const clients = buildClients(options, contract, deps);
   const dispatching = Boolean(clients.atomic || clients.composite);
   const kinds = deps.kinds ?? (clients.registry ? registryKinds(clients.registry, onError) : prefixKinds);
+  const creationKinds =
+    deps.kinds ?? (clients.registry ? cachedRegistryKinds(clients.registry) : prefixKinds);
   let policy: PolicyPort | undefined = deps.policy;
   if (!policy && clients.pdp) policy = pdpPolicy(clients.pdp, (error) => onError(error, 'PDP decision'));
   else if (!policy && dispatching) policy = localPolicy(options.policyDefault);
@@ -165,7 +180,7 @@ export function buildCoordinator(
   const coordinator = new Coordinator({
     ...deps,
     store,
-    kinds,
+    kinds: creationKinds,
     timers,
     onBackgroundError: onError,
     ...(policy ? { policy } : {}),
