@@ -200,6 +200,9 @@ export class ServiceClient {
     } catch {
       throw this.#fail('invalid_response', `the ${this.#title} answered with a body that is not JSON`);
     }
+    // Be strict in what we send and tolerant in what we accept: the reference services send
+    // `null` for absent fields and un-namespaced extension keys, which carry no meaning here.
+    body = this.#options.validators.tolerate(schema, body);
     const errors = this.#options.validators.validate(schema, body);
     if (errors.length > 0) {
       throw this.#fail('invalid_response', `the ${this.#title} answered with an invalid ${schema}`, {

@@ -4,7 +4,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { type Contract, schemaId } from './contract.js';
+import { type Contract, type JsonSchema, schemaId } from './contract.js';
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -17,8 +17,10 @@ export interface SchemaError {
 export class ContractValidators {
   readonly #ajv: Ajv;
   readonly #cache = new Map<string, ValidateFunction>();
+  readonly #schemas = new Map<string, JsonSchema>();
 
   constructor(contract: Contract) {
+    for (const schema of contract.schemas) this.#schemas.set(String(schema.$id), schema);
     this.#ajv = new Ajv({ allErrors: true, strict: true, schemas: contract.schemas as object[] });
     addFormats(this.#ajv);
   }
@@ -33,6 +35,40 @@ export class ContractValidators {
       this.#cache.set(name, validate);
     }
     return validate(data) ? [] : formatErrors(validate.errors ?? []);
+  }
+
+  /**
+   * A copy of a peer's payload with what the reference services send but the schemas forbid taken
+   * out: `null` for an absent field (FastAPI's default serialisation) and extension keys that are
+   * not namespaced. Free-form maps (`inputs`, `outputs`, `details`, ...) are left exactly as sent.
+   */
+  tolerate(name: string, data: unknown): unknown {
+    return this.#tolerate(this.#schemas.get(schemaId(name)), data);
+  }
+
+  #tolerate(schema: JsonSchema | undefined, data: unknown): unknown {
+    if (!schema || data === null || typeof data !== 'object') return data;
+    if (typeof schema.$ref === 'string') return this.#tolerate(this.#schemas.get(schema.$ref), data);
+    if (Array.isArray(data)) {
+      const items = schema.items as JsonSchema | undefined;
+      return items ? data.map((item) => this.#tolerate(items, item)) : data;
+    }
+    const patterns = schema.patternProperties as Record<string, unknown> | undefined;
+    const properties = schema.properties as Record<string, JsonSchema> | undefined;
+    if (!patterns && !properties) return data;
+    const keyPatterns = patterns ? Object.keys(patterns).map((pattern) => new RegExp(pattern, 'u')) : [];
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(data)) {
+      const property = properties?.[key];
+      if (property) {
+        if (value !== null) out[key] = this.#tolerate(property, value);
+      } else if (keyPatterns.some((pattern) => pattern.test(key))) {
+        out[key] = value;
+      } else if (schema.additionalProperties !== false) {
+        out[key] = value;
+      }
+    }
+    return out;
   }
 
   has(name: string): boolean {
