@@ -2,11 +2,12 @@
 // memory held per NodeRun. See BENCHMARKS.md for the method and how to read the output.
 //
 //   npm run bench -- [--connections 50] [--duration 10] [--warmup 3]
-//                    [--scenarios ceiling,get,create1,create10,complete,cycle] [--parents 1000]
+//                    [--scenarios ceiling,get,create1,create10,complete,cycle,lifecycle] [--parents 1000]
 //                    [--memory-nodes 100000] [--skip-memory]
 //
 // The service runs on core 0 (`taskset -c 0`), the load generator on core 1 (`taskset -c 1`); every
-// scenario gets a fresh service process with the default configuration. Results are printed and
+// scenario gets a fresh service process with the default configuration (the lifecycle scenario adds
+// RC_ATOMIC_EXECUTOR_URL, pointing at a trivial Atomic Executor on core 1). Results are printed and
 // written to bench-results/latest.json (plus a dated copy). Exit code 1 when any request failed.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ const logsDir = join(resultsDir, 'logs');
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const ALL_SCENARIOS = ['ceiling', 'get', 'create1', 'create10', 'complete', 'cycle'];
+const ALL_SCENARIOS = ['ceiling', 'get', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
 const USAGE = `usage: npm run bench -- [options]
   --connections N     concurrent connections (default 50)
   --duration S        measured seconds per scenario (default 10)
@@ -256,11 +257,16 @@ function freePort() {
   });
 }
 
-/** Environment for the service: ours minus LOG_LEVEL and RC_*, so it runs with its defaults. */
-function serviceEnv() {
+/**
+ * Environment for the service: ours minus LOG_LEVEL, RC_* and the ARP_*_URL fallbacks for the service
+ * URLs, so it runs with its defaults, plus `extra`.
+ */
+function serviceEnv(extra = {}) {
   const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key === 'LOG_LEVEL' || key.startsWith('RC_')) delete env[key];
-  return env;
+  for (const key of Object.keys(env)) {
+    if (key === 'LOG_LEVEL' || key.startsWith('RC_') || /^ARP_.*_URL$/.test(key)) delete env[key];
+  }
+  return { ...env, ...extra };
 }
 
 async function waitReady(url, child, label, logPath) {
@@ -281,19 +287,23 @@ async function waitReady(url, child, label, logPath) {
   throw new Error(`${label} did not become ready within 20 s; see ${logPath}`);
 }
 
-async function startServer(label, script, extraArgs = []) {
+async function startServer(label, script, extraArgs = [], { cpu = 0, env = serviceEnv() } = {}) {
   const port = await freePort();
   const logPath = join(logsDir, `${label}.log`);
   const fd = openSync(logPath, 'w');
-  const [cmd, args] = pinned(0, process.execPath, [script, '--port', String(port), ...extraArgs]);
-  const child = track(spawn(cmd, args, { cwd: root, env: serviceEnv(), stdio: ['ignore', fd, fd] }));
+  const [cmd, args] = pinned(cpu, process.execPath, [script, '--port', String(port), ...extraArgs]);
+  const child = track(spawn(cmd, args, { cwd: root, env, stdio: ['ignore', fd, fd] }));
   closeSync(fd);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, child, label, logPath);
   return { label, url, child, logPath };
 }
 
-const startService = (label) => startServer(label, 'dist/server.js');
+const startService = (label, env = {}) => startServer(label, 'dist/server.js', [], { env: serviceEnv(env) });
+
+/** The trivial Atomic Executor of the lifecycle scenario, on core 1 next to the load generator. */
+const startAtomicExecutor = (label) =>
+  startServer(label, 'scripts/bench/trivial-ae.mjs', [], { cpu: 1, env: serviceEnv() });
 
 /** pino lines at level error (50) or above in a service log. */
 function errorLogLines(logPath) {
@@ -309,16 +319,21 @@ function errorLogLines(logPath) {
 // ---------------------------------------------------------------------------------------------
 // Load generator
 
-/** Runs one scenario in scripts/bench/load.mjs on core 1 and samples the server's CPU meanwhile. */
-function runLoad(server, task) {
+/**
+ * Runs one scenario in scripts/bench/load.mjs on core 1 and samples the server's CPU meanwhile (and
+ * that of `peer`, a helper process on core 1 such as the trivial Atomic Executor).
+ */
+function runLoad(server, task, peer) {
   const [cmd, args] = pinned(1, process.execPath, ['scripts/bench/load.mjs']);
   const child = track(spawn(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const pid = server.child.pid;
   const budgetMs = (task.warmup + task.duration) * 1000 + 180_000;
   return new Promise((resolve, reject) => {
     let cpu0;
+    let peerCpu0;
     let t0;
     let serverCpuPercent = Number.NaN;
+    let peerCpuPercent;
     let settled = false;
     const finish = (error, value) => {
       if (settled) return;
@@ -336,19 +351,25 @@ function runLoad(server, task) {
     child.on('message', (message) => {
       if (message.type === 'phase' && message.phase === 'measure-start') {
         cpu0 = cpuSeconds(pid);
+        if (peer) peerCpu0 = cpuSeconds(peer.child.pid);
         t0 = performance.now();
       } else if (message.type === 'phase' && message.phase === 'measure-end') {
-        serverCpuPercent = ((cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+        const seconds = (performance.now() - t0) / 1000;
+        serverCpuPercent = ((cpuSeconds(pid) - cpu0) / seconds) * 100;
+        if (peer) peerCpuPercent = ((cpuSeconds(peer.child.pid) - peerCpu0) / seconds) * 100;
       } else if (message.type === 'result') {
         const result = message.result;
+        // Core 1 runs the load generator and, when there is one, the peer.
+        const core1 = result.clientCpuPercent + (peerCpuPercent ?? 0);
         finish(undefined, {
           ...result,
           serverCpuPercent,
           serverMemory: rssOf(pid),
-          clientBound: result.clientCpuPercent > 90,
+          ...(peer ? { peerCpuPercent } : {}),
+          clientBound: core1 > 90,
           // Every connection always has a request in flight, so a server below 85% of its core while
           // the load generator is not saturated means something else had the CPU.
-          contended: task.connections >= 10 && serverCpuPercent < 85 && result.clientCpuPercent <= 90,
+          contended: task.connections >= 10 && serverCpuPercent < 85 && core1 <= 90,
         });
       } else if (message.type === 'error') {
         const sample = message.failureSample
@@ -374,6 +395,7 @@ const LABELS = {
   create10: 'POST /v1/node-runs (10 specs)',
   complete: 'POST /v1/node-runs/{id}:complete',
   cycle: 'cycle: start+create+complete x2',
+  lifecycle: 'lifecycle: atomic Run via trivial AE',
 };
 
 /** A Run with one child NodeRun (realistic inputs); returns the child's raw GET response. */
@@ -479,6 +501,29 @@ async function runScenarios(options) {
       (server) => runLoad(server, { ...common, name: 'cycle', kind: 'cycle' }),
     );
   }
+
+  if (want.has('lifecycle')) {
+    announce('lifecycle');
+    const ae = await startAtomicExecutor('lifecycle-ae');
+    try {
+      results.lifecycle = await withServer(
+        () => startService('lifecycle', { RC_ATOMIC_EXECUTOR_URL: ae.url }),
+        (server) => runLoad(server, { ...common, name: 'lifecycle', kind: 'lifecycle', aeUrl: ae.url }, ae),
+      );
+      results.lifecycle.latencyDefinition =
+        'per NodeRun (= per Run, atomic root): load generator time from handing POST /v1/runs to undici until ' +
+        'the GET /v1/runs/{id}/events?follow=true body ended (Run terminal), minus the AE time for that ' +
+        'node_run_id (request event -> res.end in the AE); both on monotonic clocks, only durations subtracted';
+      results.lifecycle.serviceConfig =
+        `defaults plus RC_ATOMIC_EXECUTOR_URL=${ae.url} ` +
+        '(trivial AE: scripts/bench/trivial-ae.mjs, node:http, pinned with the load generator)';
+      // The AE prints nothing unless it crashed or warned.
+      const aeLog = readFileSync(ae.logPath, 'utf8').trim();
+      if (aeLog) results.lifecycle.atomicExecutor.log = aeLog.slice(0, 600);
+    } finally {
+      await stopProcess(ae.child);
+    }
+  }
   return results;
 }
 
@@ -529,10 +574,29 @@ function failuresOf(name, r) {
     );
   }
   if (r.warmup?.non2xx > 0) failures.push(`${name}: ${r.warmup.non2xx} failed requests during warm-up`);
+  if (r.warmup?.badRuns > 0) failures.push(`${name}: ${r.warmup.badRuns} bad Runs during warm-up`);
   if (r.repeatedCompletions > 0) {
     failures.push(
       `${name}: ${r.repeatedCompletions} requests re-completed an already completed NodeRun (pool too small); the number is not valid`,
     );
+  }
+  if (r.badRuns > 0) {
+    failures.push(
+      `${name}: ${r.badRuns} Runs did not end succeeded with the expected events; e.g. ${JSON.stringify(r.badRunSample)}`,
+    );
+  }
+  if (r.missingAeTimings > 0) {
+    failures.push(`${name}: ${r.missingAeTimings} completed NodeRuns have no execute recorded by the AE`);
+  }
+  const ae = r.atomicExecutor;
+  if (ae && (ae.badRequests > 0 || ae.unexpected > 0 || ae.duplicates > 0)) {
+    failures.push(
+      `${name}: the AE got ${ae.badRequests} bad executes, ${ae.unexpected} unexpected requests, ${ae.duplicates} repeated node_run_ids`,
+    );
+  }
+  if (ae?.log) failures.push(`${name}: the AE wrote to its log (${ae.log.split('\n')[0]})`);
+  if (ae && r.non2xx + r.errors + r.timeouts === 0 && ae.executes !== r.runsAttempted) {
+    failures.push(`${name}: the AE executed ${ae.executes} NodeRuns for ${r.runsAttempted} Runs started`);
   }
   if (r.serviceErrorLogLines > 0) {
     failures.push(
@@ -545,11 +609,25 @@ function failuresOf(name, r) {
 function notesOf(name, r) {
   const notes = [];
   if (name === 'cycle') notes.push(`${fmtInt(r.cyclesPerSecond)} cycles/s; latency = whole 4-request cycle`);
+  if (name === 'lifecycle') {
+    notes.push(
+      `${fmtInt(r.completedNodeRunsPerSecond)} NodeRuns/s completed; latency = coordinator-added per NodeRun ` +
+        `(start_run sent -> Run terminal, minus AE time p50 ${fmtMs(r.aeHandlingMs.p50)} ms); ` +
+        `undeducted p50/p99 ${fmtMs(r.totalLatencyMs.p50)}/${fmtMs(r.totalLatencyMs.p99)} ms; ` +
+        `AE CPU ${fmtPct(r.peerCpuPercent)} on cpu1`,
+    );
+  }
   if (r.nodeRunsPerSecond) notes.push(`${fmtInt(r.nodeRunsPerSecond)} NodeRuns/s created`);
   if (name === 'complete')
     notes.push(`pool ${fmtInt(r.setup.measuredPool)} queued, ${fmtInt(r.setup.completionsIssued)} used`);
   if (r.responseBytes) notes.push(`${r.responseBytes} B body`);
-  if (r.clientBound) notes.push('LOAD GENERATOR SATURATED: client-bound');
+  if (r.clientBound) {
+    notes.push(
+      r.peerCpuPercent === undefined
+        ? 'LOAD GENERATOR SATURATED: client-bound'
+        : 'CPU1 SATURATED (load generator + AE): client-bound',
+    );
+  }
   if (r.contended) notes.push('SERVER NOT SATURATED: CPU contention?');
   if (r.serverMemory?.rss) notes.push(`server RSS ${fmtInt(r.serverMemory.rss / 2 ** 20)} MiB`);
   return notes.join('; ');
@@ -628,7 +706,11 @@ async function main() {
   const meta = {
     ...machineFacts(),
     pinning: pinning
-      ? { server: 'taskset -c 0', loadGenerator: 'taskset -c 1' }
+      ? {
+          server: 'taskset -c 0',
+          loadGenerator: 'taskset -c 1',
+          ...(options.scenarios.includes('lifecycle') ? { atomicExecutor: 'taskset -c 1 (lifecycle)' } : {}),
+        }
       : { server: 'none', loadGenerator: 'none', warning: 'taskset unavailable: unpinned' },
     connections: options.connections,
     durationSeconds: options.duration,

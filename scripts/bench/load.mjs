@@ -4,7 +4,7 @@
 // the measured window starts and ends so the parent can sample the server's CPU time.
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 import {
   CHILD_TYPE,
   COMPLETE_BODY,
@@ -249,11 +249,203 @@ async function cycleScenario(task) {
   };
 }
 
+/** The events of an atomic-root Run that ran on the Atomic Executor, sorted by type. */
+const LIFECYCLE_EVENTS = [
+  'atomic_executed',
+  'node_evaluated',
+  'node_run_assigned',
+  'policy_decided',
+  'policy_decided',
+  'run_completed',
+  'run_started',
+].join(',');
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * Full NodeRun lifecycle with a (trivial) Atomic Executor: `connections` loops, each one
+ * `POST /v1/runs` with an `atomic.x` root, then `GET /v1/runs/{id}/events?follow=true` until the
+ * stream ends (the Run is terminal), then the next Run. Per Run (= per NodeRun): the client-observed
+ * time from sending start_run to the end of the stream, minus the AE's own handling time.
+ */
+async function lifecycleScenario(task) {
+  // headers/body timeouts bound every request, including a follow stream whose Run never ends.
+  const pool = new Pool(task.url, {
+    connections: task.connections,
+    pipelining: 1,
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
+  const ae = async (method, path) => {
+    const res = await request(`${task.aeUrl}${path}`, { method });
+    if (res.statusCode >= 300) throw new Error(`AE ${method} ${path} -> ${res.statusCode}`);
+    return res.statusCode === 204 ? res.body.dump() : res.body.json();
+  };
+  const counts = {
+    runs: 0,
+    requests: 0,
+    non2xx: 0,
+    errors: 0,
+    timeouts: 0,
+    badRuns: 0,
+    statusCodes: {},
+  };
+  let badRunSample;
+  const call = async (method, path, body) => {
+    const res = await pool.request({ method, path, headers: body ? JSON_HEADERS : {}, body });
+    counts.requests += 1;
+    counts.statusCodes[res.statusCode] = (counts.statusCodes[res.statusCode] ?? 0) + 1;
+    const text = await res.body.text();
+    if (res.statusCode !== 200) {
+      counts.non2xx += 1;
+      noteResponse(res.statusCode, text);
+      throw new Error(`${method} ${path} -> ${res.statusCode}`);
+    }
+    return text;
+  };
+  let seq = 0;
+  /** One Run; returns its timings, or undefined when the Run did not end as expected. */
+  const lifecycle = async () => {
+    const body = JSON.stringify({ root_node_type_ref: CHILD_TYPE, input: realisticInputs(seq++) });
+    const t0 = performance.now();
+    const run = JSON.parse(await call('POST', '/v1/runs', body));
+    const tStarted = performance.now();
+    const stream = await call('GET', `/v1/runs/${run.run_id}/events?follow=true`);
+    const t1 = performance.now();
+    const events = stream
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+    const last = events[events.length - 1];
+    const types = events
+      .map((e) => e.type)
+      .sort()
+      .join(',');
+    if (types !== LIFECYCLE_EVENTS || last?.type !== 'run_completed' || last.data?.state !== 'succeeded') {
+      counts.badRuns += 1;
+      badRunSample ??= { run_id: run.run_id, events: events.map((e) => [e.type, e.data]) };
+      return undefined;
+    }
+    return {
+      nodeRunId: run.root_node_run_id,
+      totalMs: t1 - t0,
+      startRunMs: tStarted - t0,
+      // The service's own event times (ms resolution): run_started -> run_completed.
+      serverSpanMs: Date.parse(last.time) - Date.parse(events[0].time),
+    };
+  };
+  const loop = async (seconds, samples) => {
+    const deadline = performance.now() + seconds * 1000;
+    let completed = 0;
+    const lane = async () => {
+      while (performance.now() < deadline) {
+        counts.runs += 1;
+        let sample;
+        try {
+          sample = await lifecycle();
+        } catch (error) {
+          if (TIMEOUT_CODES.has(error?.code)) counts.timeouts += 1;
+          else if (!String(error?.message).includes(' -> ')) counts.errors += 1;
+          if (counts.errors + counts.timeouts + counts.non2xx > 1000) throw error;
+          continue;
+        }
+        if (sample && performance.now() <= deadline) {
+          completed += 1;
+          samples?.push(sample);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: task.connections }, lane));
+    return { completed };
+  };
+
+  const warm = await loop(task.warmup);
+  const warmFailed = counts.non2xx + counts.errors + counts.timeouts;
+  const warmBadRuns = counts.badRuns;
+  Object.assign(counts, {
+    runs: 0,
+    requests: 0,
+    non2xx: 0,
+    errors: 0,
+    timeouts: 0,
+    badRuns: 0,
+    statusCodes: {},
+  });
+  // Every warm-up Run has ended (each loop waits for its Run), so nothing is in flight at the AE.
+  await ae('POST', '/_bench/reset');
+  const samples = [];
+  await phase('measure-start');
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  const measured = await loop(task.duration, samples);
+  const wallMs = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  await phase('measure-end');
+  await pool.close();
+
+  const aeReport = await ae('GET', '/_bench/timings');
+  const added = new Histogram();
+  const total = new Histogram();
+  const aeTime = new Histogram();
+  const startRun = new Histogram();
+  const serverSpan = new Histogram();
+  let missingAeTimings = 0;
+  for (const s of samples) {
+    const aeMs = aeReport.timingsMs[s.nodeRunId];
+    if (aeMs === undefined) {
+      missingAeTimings += 1;
+      continue;
+    }
+    added.record(Math.max(0, s.totalMs - aeMs));
+    total.record(s.totalMs);
+    aeTime.record(aeMs);
+    startRun.record(s.startRunMs);
+    serverSpan.record(s.serverSpanMs);
+  }
+  const nodeRunsPerSecond = measured.completed / task.duration;
+  return {
+    // HTTP requests/s the client made (start_run + follow stream per Run), comparable with the other rows.
+    rps: nodeRunsPerSecond * 2,
+    requests: counts.requests,
+    elapsedSeconds: task.duration,
+    nodeRunsCompleted: measured.completed,
+    completedNodeRunsPerSecond: nodeRunsPerSecond,
+    runsAttempted: counts.runs,
+    non2xx: counts.non2xx,
+    errors: counts.errors,
+    timeouts: counts.timeouts,
+    badRuns: counts.badRuns,
+    badRunSample,
+    missingAeTimings,
+    statusCodes: counts.statusCodes,
+    /** Coordinator-added latency per NodeRun: client-observed start -> terminal minus AE handling. */
+    latencyMs: added.summary(),
+    totalLatencyMs: total.summary(),
+    aeHandlingMs: aeTime.summary(),
+    startRunResponseMs: startRun.summary(),
+    serverEventSpanMs: serverSpan.summary(),
+    atomicExecutor: {
+      executes: aeReport.executes,
+      badRequests: aeReport.badRequests,
+      unexpected: aeReport.unexpected,
+      duplicates: aeReport.duplicates,
+    },
+    clientCpuPercent: ((used.user + used.system) / 1000 / wallMs) * 100,
+    warmup: {
+      runs: warm.completed,
+      rps: (warm.completed * 2) / task.warmup,
+      non2xx: warmFailed,
+      badRuns: warmBadRuns,
+    },
+  };
+}
+
 const scenarios = {
   get: getScenario,
   create: createScenario,
   complete: completeScenario,
   cycle: cycleScenario,
+  lifecycle: lifecycleScenario,
 };
 
 process.once('message', async (task) => {
