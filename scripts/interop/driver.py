@@ -42,7 +42,8 @@ from arp_standard_model import (
 PACK_VERSION = "0.3.8"
 TERMINAL = {"succeeded", "failed", "canceled"}
 RUN_TIMEOUT_S = 30.0
-POLL_INTERVAL_S = 0.05
+POLL_INTERVAL_S = 0.1
+QUEUED_LIMIT_S = 10.0
 SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
@@ -110,11 +111,24 @@ def get_node_run(client: RunCoordinatorClient, node_run_id: str) -> NodeRun:
 
 
 def wait_terminal(client: RunCoordinatorClient, run_id: str, timeout_s: float = RUN_TIMEOUT_S) -> Run:
-    deadline = time.monotonic() + timeout_s
+    """Polls get_run until the Run is terminal. Gives up early when the root is never dispatched."""
+    started = time.monotonic()
+    next_root_check = started + 1.0
     run = get_run(client, run_id)
     while state_of(run) not in TERMINAL:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} still {state_of(run)} after {timeout_s:.0f}s")
+        now = time.monotonic()
+        if now - started > timeout_s:
+            root = get_node_run(client, run.root_node_run_id)
+            raise TimeoutError(
+                f"run {run_id} still {state_of(run)} after {timeout_s:.0f}s (root {state_of(root)})"
+            )
+        if now >= next_root_check:
+            next_root_check = now + 1.0
+            root = get_node_run(client, run.root_node_run_id)
+            if state_of(root) == "queued" and now - started > QUEUED_LIMIT_S:
+                raise TimeoutError(
+                    f"run {run_id}: root NodeRun still queued after {QUEUED_LIMIT_S:.0f}s (never dispatched)"
+                )
         time.sleep(POLL_INTERVAL_S)
         run = get_run(client, run_id)
     return run
@@ -148,6 +162,24 @@ def event_summary(events: list[dict[str, Any]]) -> list[str]:
         else:
             out.append(f"{e.get('seq')}:{e.get('type')}")
     return out
+
+
+def decisions(events: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    return [
+        ((e.get("data") or {}).get("action"), (e.get("data") or {}).get("decision"))
+        for e in events
+        if e.get("type") == "policy_decided"
+    ]
+
+
+def decided_by_policy_file(events: list[dict[str, Any]], action: str) -> tuple[bool, Any]:
+    """The deny came from the policy file (explicit_deny), not from a PDP failure mapped to deny.
+    A coordinator that records no reason_code passes; the deny(sanity) check covers that case."""
+    for e in events:
+        data = e.get("data") or {}
+        if e.get("type") == "policy_decided" and data.get("action") == action and data.get("decision") == "deny":
+            return data.get("reason_code") in (None, "explicit_deny"), data
+    return False, None
 
 
 def read_log(path: str) -> str:
@@ -255,8 +287,7 @@ class Suite:
             "run_completed",
         ]
         c.check("echo: event types in order", types == expected, summary)
-        decisions = [(e.get("data") or {}) for e in events if e.get("type") == "policy_decided"]
-        got = [(d.get("action"), d.get("decision")) for d in decisions]
+        got = decisions(events)
         c.check(
             "echo: policy_decided run.start allow, then node.run.execute allow",
             got == [("run.start", "allow"), ("node.run.execute", "allow")],
@@ -331,16 +362,14 @@ class Suite:
         events = events_of(self.rc_deny, run.run_id)
         types = [e.get("type") for e in events]
         c.check("deny(execute): no atomic_executed event", "atomic_executed" not in types, event_summary(events))
-        got = [
-            ((e.get("data") or {}).get("action"), (e.get("data") or {}).get("decision"))
-            for e in events
-            if e.get("type") == "policy_decided"
-        ]
+        got = decisions(events)
         c.check(
             "deny(execute): policy_decided run.start allow, node.run.execute deny",
             got == [("run.start", "allow"), ("node.run.execute", "deny")],
             got,
         )
+        ok, data = decided_by_policy_file(events, "node.run.execute")
+        c.check("deny(execute): the deny is the policy's explicit_deny", ok, data)
         c.check("deny(execute): the Atomic Executor log shows no execute", not self.ae_saw_execute(run.run_id))
 
     def deny_start(self) -> None:
@@ -368,12 +397,10 @@ class Suite:
             {"state": state_of(root), "error": completion_error(root), "binding": str(root.executor_binding)},
         )
         events = events_of(self.rc_deny, run_id)
-        got = [
-            ((e.get("data") or {}).get("action"), (e.get("data") or {}).get("decision"))
-            for e in events
-            if e.get("type") == "policy_decided"
-        ]
+        got = decisions(events)
         c.check("deny(start): exactly one policy_decided (run.start deny)", got == [("run.start", "deny")], got)
+        ok, data = decided_by_policy_file(events, "run.start")
+        c.check("deny(start): the deny is the policy's explicit_deny", ok, data)
         types = [e.get("type") for e in events]
         c.check(
             "deny(start): no atomic_executed, ends with run_completed",
@@ -399,10 +426,14 @@ class Suite:
         c.check("cancel: root NodeRun reaches running", running, {"state": state_of(get_node_run(self.rc, root_id))})
         in_flight = wait_until(lambda: self.ae_saw_execute(run_id), 10.0)
         c.check("cancel: the Atomic Executor is executing the sleep", in_flight)
+        cancel_request = RunCoordinatorCancelRunRequest(params=RunCoordinatorCancelRunParams(run_id=run_id))
+        if not (running and in_flight):
+            # Without an execute in flight the timing and executor-cancel checks would prove nothing.
+            self.rc.cancel_run(cancel_request)
+            c.check("cancel: not measured (no execute in flight)", False)
+            return
         t0 = time.monotonic()
-        canceled = self.rc.cancel_run(
-            RunCoordinatorCancelRunRequest(params=RunCoordinatorCancelRunParams(run_id=run_id))
-        )
+        canceled = self.rc.cancel_run(cancel_request)
         run = wait_terminal(self.rc, run_id, timeout_s=10.0)
         elapsed = time.monotonic() - t0
         c.check(

@@ -6,6 +6,7 @@
 # runs scripts/interop/driver.py, which drives the coordinators with the official Python client.
 # Everything it started is stopped on exit; service logs are printed when anything fails.
 #   scripts/interop/run.sh            # uses .venv-interop, creating it when missing
+#   INTEROP_LOG_DIR=DIR scripts/interop/run.sh   # also keeps every service's log in DIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.venv-interop"
@@ -29,7 +30,7 @@ if ! installed; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${packages[@]}"
 fi
-[ -f "$root/dist/server.js" ] || (cd "$root" && npm run build --silent)
+node "$root/scripts/ensure-build.mjs"
 
 work=$(mktemp -d)
 pids=()
@@ -47,6 +48,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "${INTEROP_LOG_DIR:-}" ]; then mkdir -p "$INTEROP_LOG_DIR" && cp "${logs[@]}" "$INTEROP_LOG_DIR"/ || true; fi
   if [ "$status" -ne 0 ]; then
     for i in "${!logs[@]}"; do
       echo
@@ -146,7 +148,7 @@ start pdp-deny env ARP_AUTH_PROFILE=dev-insecure JARVIS_POLICY_PATH="$work/polic
 
 # start_rc NAME PORT PDP_PORT: a coordinator from dist/ dispatching to the AE, asking the NR and PDP.
 start_rc() {
-  start "$1" env LOG_LEVEL=info RC_LOG_REQUESTS=true \
+  start "$1" env LOG_LEVEL=info \
     RC_ATOMIC_EXECUTOR_URL="http://127.0.0.1:$AE" RC_NODE_REGISTRY_URL="http://127.0.0.1:$NR" \
     RC_PDP_URL="http://127.0.0.1:$3" RC_PUBLIC_URL="http://127.0.0.1:$2" RC_POLICY_DEFAULT=deny \
     RC_EXECUTE_TIMEOUT_MS=60000 RC_CALL_TIMEOUT_MS=5000 RC_DISPATCH_CONCURRENCY=8 \
