@@ -73,6 +73,8 @@ export interface ServiceClientOptions {
   readonly validators: ContractValidators;
   readonly dispatcher?: Dispatcher;
   readonly retry?: RetryPolicy;
+  /** Largest answer accepted, in bytes (default 16 MiB). */
+  readonly maxResponseBytes?: number;
   /** Headers added to every call (e.g. an Authorization header). */
   readonly headers?: () => Record<string, string> | Promise<Record<string, string>>;
 }
@@ -175,8 +177,17 @@ export class ServiceClient {
     }
     let text: string;
     try {
-      text = await response.body.text();
+      text = await readLimited(response.body, this.#options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     } catch (error) {
+      if (error instanceof ResponseTooLarge) {
+        throw this.#fail(
+          'invalid_response',
+          `the ${this.#title} answered with more than ${error.limit} bytes`,
+          {
+            limit_bytes: error.limit,
+          },
+        );
+      }
       if (timeout.aborted) {
         throw this.#fail('timeout', `the ${this.#title} did not answer within ${timeoutMs} ms`, {
           timeout_ms: timeoutMs,
@@ -211,6 +222,29 @@ export class ServiceClient {
     }
     return body as T;
   }
+}
+
+const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+class ResponseTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`response larger than ${limit} bytes`);
+  }
+}
+
+/** Reads a body as text, refusing to buffer more than `limit` bytes of it. */
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      throw new ResponseTooLarge(limit);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The peer's ErrorEnvelope code and message when it sent one (never its URL). */

@@ -62,9 +62,8 @@ export class ContractValidators {
       const property = properties?.[key];
       if (property) {
         if (value !== null) out[key] = this.#tolerate(property, value);
-      } else if (keyPatterns.some((pattern) => pattern.test(key))) {
-        out[key] = value;
-      } else if (schema.additionalProperties !== false) {
+      } else if (!patterns || keyPatterns.some((pattern) => pattern.test(key))) {
+        // Fields outside the schema stay, so that validation still rejects them.
         out[key] = value;
       }
     }

@@ -6,7 +6,7 @@
 import { decideComplete, decideEvaluation } from '../core/completion.js';
 import { decidePolicy } from '../core/dispatch.js';
 import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
-import type { Decision, Effect, RunView } from '../core/model.js';
+import { type Decision, type Effect, isTerminal, type RunView } from '../core/model.js';
 import { decideCreateNodeRuns } from '../core/node-runs.js';
 import { decideStartRun, decideTerminateRun } from '../core/runs.js';
 import { nodeRunNotFound, runNotFound } from '../errors.js';
@@ -96,6 +96,7 @@ export class Coordinator {
     const recorded = await this.store.mutate(runId, (view) =>
       decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
     );
+    this.#announceSettled(recorded);
     this.#runEffects(started.effects);
     this.#runEffects(recorded.effects);
     // A denied start is not an HTTP error: the Run exists, failed, with its audit trail.
@@ -177,12 +178,20 @@ export class Coordinator {
   /** Commits a decision on one Run and carries out its effects; the value is the decision's. */
   async commit<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<T> {
     const decision = await this.store.mutate(runId, decide);
+    this.#announceSettled(decision);
     this.#runEffects(decision.effects);
     return decision.value;
   }
 
   #runEffects(effects: readonly Effect[] | undefined): void {
     for (const effect of effects ?? []) this.#run(effect);
+  }
+
+  /** Tells the execution port about NodeRuns a commit made terminal. */
+  #announceSettled(decision: Decision<unknown>): void {
+    for (const record of decision.changes?.nodeRuns ?? []) {
+      if (isTerminal(record.nodeRun.state)) this.#execution.settled(record.nodeRun.node_run_id);
+    }
   }
 
   #run(effect: Effect): void {

@@ -87,6 +87,12 @@ export class Dispatcher implements ExecutionPort {
     this.#clearDeadline(id);
   }
 
+  settled(nodeRunId: string): void {
+    // Finished some other way (a worker's :complete, a cascade): stop waiting and drop its deadline.
+    this.#inflight.get(nodeRunId)?.abort();
+    this.#clearDeadline(nodeRunId);
+  }
+
   /** Resolves when no dispatch is queued or in progress (for tests and shutdown). */
   idle(): Promise<void> {
     if (this.#active === 0 && this.#pending() === 0) return Promise.resolve();
@@ -150,6 +156,9 @@ export class Dispatcher implements ExecutionPort {
     const refuse = this.#refusal(kind);
     const binding = this.#binding(kind);
     const token = kind === 'composite' && !refuse ? randomBytes(32).toString('base64url') : undefined;
+    // Registered before the claim, so that a cancel arriving right after it is never missed.
+    const controller = new AbortController();
+    if (kind === 'atomic') this.#inflight.set(nodeRunId, controller);
     const claim = await this.#coordinator.commit(runId, (view) =>
       decideClaim(view, {
         nodeRunId,
@@ -161,10 +170,14 @@ export class Dispatcher implements ExecutionPort {
         ...(token ? { assignmentTokenHash: createHash('sha256').update(token).digest('hex') } : {}),
       }),
     );
-    if (claim !== 'claimed') return;
-    const claimed = (await store.getNodeRun(nodeRunId))!;
-    if (kind === 'atomic') await this.#execute(claimed, run.run.run_context);
-    else await this.#begin(claimed, run.run.run_context, token!);
+    try {
+      if (claim !== 'claimed' || controller.signal.aborted) return;
+      const claimed = (await store.getNodeRun(nodeRunId))!;
+      if (kind === 'atomic') await this.#execute(claimed, run.run.run_context, controller);
+      else await this.#begin(claimed, run.run.run_context, token!);
+    } finally {
+      if (this.#inflight.get(nodeRunId) === controller) this.#inflight.delete(nodeRunId);
+    }
   }
 
   async #decide(
@@ -208,11 +221,9 @@ export class Dispatcher implements ExecutionPort {
     };
   }
 
-  async #execute(record: NodeRunRecord, runContext: RunContext | undefined): Promise<void> {
+  async #execute(record: NodeRunRecord, runContext: RunContext | undefined, controller: AbortController) {
     const { nodeRun } = record;
     const id = nodeRun.node_run_id;
-    const controller = new AbortController();
-    this.#inflight.set(id, controller);
     try {
       const result = await this.#options.atomic!.execute(
         {
@@ -229,13 +240,17 @@ export class Dispatcher implements ExecutionPort {
         decideExecutionResult(view, id, result, this.#coordinator.now()),
       );
     } catch (error) {
-      // Aborted because the coordinator canceled it: the NodeRun is already terminal.
+      // Aborted because the NodeRun finished some other way (canceled, completed by a worker).
       if (controller.signal.aborted) return;
-      await this.#coordinator.commit(nodeRun.run_id, (view) =>
+      const outcome = await this.#coordinator.commit(nodeRun.run_id, (view) =>
         decideFail(view, id, failureOf(error), this.#coordinator.now()),
       );
-    } finally {
-      this.#inflight.delete(id);
+      // The executor may still be working on it: tell it to stop.
+      if (outcome === 'completed' && error instanceof ServiceError && error.kind === 'timeout') {
+        this.#options
+          .atomic!.cancel(id)
+          .catch((cause) => this.#options.onError(cause, `cancel of atomic ${id}`));
+      }
     }
   }
 
@@ -271,7 +286,9 @@ export class Dispatcher implements ExecutionPort {
       );
       return;
     }
-    this.#armDeadline(nodeRun);
+    // It may have been canceled while begin was in flight.
+    const current = await this.#coordinator.store.getNodeRun(id);
+    if (current?.nodeRun.state === 'running') this.#armDeadline(nodeRun);
   }
 
   #armDeadline(nodeRun: NodeRun): void {

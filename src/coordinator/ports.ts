@@ -28,12 +28,15 @@ export interface ExecutionPort {
   dispatch(nodeRunId: string): void;
   /** The coordinator ended a `running` NodeRun; tell its executor (best effort, in the background). */
   cancel(nodeRun: NodeRun): void;
+  /** A NodeRun reached a terminal state, however it got there (to drop its deadline and the like). */
+  settled(nodeRunId: string): void;
   close(): Promise<void>;
 }
 
 export const noExecution: ExecutionPort = {
   dispatch: () => {},
   cancel: () => {},
+  settled: () => {},
   close: async () => {},
 };
 

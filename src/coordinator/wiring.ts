@@ -106,14 +106,17 @@ export function buildClients(
 }
 
 /**
- * Kind known without waiting, for NodeRuns being created: what the registry already answered,
- * else the id prefix. An API call never waits on the registry; dispatch resolves it properly.
+ * Kind known without waiting, for NodeRuns being created: what the registry already answered, or
+ * the id prefix once the registry said it does not know the type. While the registry has not
+ * answered the kind stays unset, so that dispatch asks it (the registry wins over the prefix).
+ * An API call never waits on the registry.
  */
 export function cachedRegistryKinds(registry: NodeRegistryClient): KindResolver {
   return {
     kindOf(ref) {
       const known = registry.peek(ref);
-      return known.state === 'found' ? known.nodeType.kind : kindFromPrefix(ref.node_type_id);
+      if (known.state === 'found') return known.nodeType.kind;
+      return known.state === 'unknown' ? kindFromPrefix(ref.node_type_id) : undefined;
     },
   };
 }

@@ -132,6 +132,18 @@ export function decideExecutionResult(
 ): Decision<CompletionOutcome> {
   const record = view.nodeRun(nodeRunId);
   if (record?.nodeRun.state !== 'running') return { value: 'unchanged' };
+  if (result.node_run_id !== nodeRunId) {
+    return decideFail(
+      view,
+      nodeRunId,
+      {
+        code: 'invalid_executor_result',
+        message: 'The Atomic Executor answered with the result of another NodeRun',
+        details: { node_run_id: result.node_run_id },
+      },
+      now,
+    );
+  }
   if (!TERMINAL_RESULT.has(result.state)) {
     return decideFail(
       view,
