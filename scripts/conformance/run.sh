@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import arp_conformanc
   "$venv/bin/pip" install --quiet --disable-pip-version-check arp-conformance==0.3.7
 fi
 
-[ -f "$root/dist/server.js" ] || (cd "$root" && npm run build --silent)
+node "$root/scripts/ensure-build.mjs"
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log=$(mktemp)
 node "$root/dist/server.js" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
