@@ -8,6 +8,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { installAuth } from './auth/hooks.js';
+import { type AuthSettings, disabledAuth } from './auth/settings.js';
+import { JwtVerifier } from './auth/verifier.js';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
 import type { Coordinator } from './coordinator/coordinator.js';
 import {
@@ -36,6 +39,8 @@ export interface AppOptions {
   readonly buildCommit?: string;
   /** Executors, registry, PDP and selection; none configured = pure state authority. */
   readonly orchestration: OrchestrationOptions;
+  /** Inbound JWT authentication and outbound client credentials (ARP_AUTH_*). */
+  readonly auth: AuthSettings;
 }
 
 export const defaultAppOptions: AppOptions = {
@@ -43,9 +48,12 @@ export const defaultAppOptions: AppOptions = {
   maxFinishedRuns: 10_000,
   logRequests: false,
   orchestration: defaultOrchestration,
+  auth: disabledAuth,
 };
 
 export interface AppDeps extends WiringDeps {
+  /** Replaces the JWT verifier built from the auth settings (tests). */
+  readonly verifier?: JwtVerifier;
   readonly onBackgroundError?: (error: unknown, context: string) => void;
   readonly options?: Partial<AppOptions>;
   /** pino logger; omitted or false = no logging. */
@@ -110,7 +118,13 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const onBackgroundError =
     deps.onBackgroundError ??
     ((error: unknown, context: string) => logger?.warn({ err: error, context }, 'background work failed'));
-  const wired = buildCoordinator(store, contract, options.orchestration, deps, onBackgroundError);
+  const wired = buildCoordinator(
+    store,
+    contract,
+    options.orchestration,
+    { ...(options.auth.outbound ? { outboundAuth: options.auth.outbound } : {}), ...deps },
+    onBackgroundError,
+  );
   const { coordinator } = wired;
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
@@ -180,11 +194,26 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       .header('connection', 'close')
       .send(envelope('service_unavailable', 'The service is shutting down', undefined, true));
   });
+  const verifier =
+    options.auth.inbound.mode === 'disabled'
+      ? undefined
+      : (deps.verifier ?? new JwtVerifier(options.auth.inbound));
+  installAuth(app, {
+    settings: options.auth.inbound,
+    verifier,
+    coordinator,
+    onRejected: (request, failure) =>
+      logger?.info(
+        { reqId: request.id, url: request.url, reason: failure.message },
+        'request not authenticated',
+      ),
+  });
   if (options.logRequests) {
     app.addHook('onResponse', async (request, reply) => {
       logger?.info(
         {
           reqId: request.id,
+          sub: request.principal?.sub,
           method: request.method,
           url: request.url,
           status: reply.statusCode,
@@ -240,6 +269,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     await store.close();
   });
   app.decorate('coordinator', coordinator);
+  app.decorate('verifier', verifier);
   app.decorate('orchestration', {
     dispatching: wired.dispatching,
     policy: wired.policy,
@@ -253,6 +283,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
 declare module 'fastify' {
   interface FastifyInstance {
     coordinator: Coordinator;
+    /** The JWT verifier when inbound authentication is on. */
+    verifier: JwtVerifier | undefined;
     /** How the coordinator runs work, for the startup log. */
     orchestration: { dispatching: boolean; policy: 'pdp' | 'local' | 'none'; services: string[] };
   }

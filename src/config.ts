@@ -3,6 +3,7 @@
  * command line), validated once at startup into a frozen Config. Every problem is reported at once.
  */
 import type { AppOptions } from './app.js';
+import { parseAuthSettings } from './auth/settings.js';
 import { normalizeBaseUrl } from './clients/http.js';
 import type { OrchestrationOptions, ServiceUrls } from './coordinator/wiring.js';
 
@@ -49,6 +50,11 @@ export const ENV_DEFAULTS = {
   RC_COMPOSITE_TIMEOUT_MS: '3600000',
   RC_DISPATCH_CONCURRENCY: '32',
   RC_REGISTRY_CACHE_TTL_MS: '300000',
+  RC_ATOMIC_EXECUTOR_AUDIENCE: 'arp-atomic-executor',
+  RC_COMPOSITE_EXECUTOR_AUDIENCE: 'arp-composite-executor',
+  RC_NODE_REGISTRY_AUDIENCE: 'arp-node-registry',
+  RC_PDP_AUDIENCE: 'arp-pdp',
+  RC_SELECTION_AUDIENCE: 'arp-selection',
 } as const;
 
 /** Service URL variables and their names in the reference deployment, accepted as fallbacks. */
@@ -137,13 +143,22 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     compositeTimeoutMs: integer('RC_COMPOSITE_TIMEOUT_MS', read('RC_COMPOSITE_TIMEOUT_MS'), 1, 604_800_000),
     dispatchConcurrency: integer('RC_DISPATCH_CONCURRENCY', read('RC_DISPATCH_CONCURRENCY'), 1, 10_000),
     registryCacheTtlMs: integer('RC_REGISTRY_CACHE_TTL_MS', read('RC_REGISTRY_CACHE_TTL_MS'), 0, 86_400_000),
+    audiences: {
+      atomicExecutor: read('RC_ATOMIC_EXECUTOR_AUDIENCE'),
+      compositeExecutor: read('RC_COMPOSITE_EXECUTOR_AUDIENCE'),
+      nodeRegistry: read('RC_NODE_REGISTRY_AUDIENCE'),
+      pdp: read('RC_PDP_AUDIENCE'),
+      selection: read('RC_SELECTION_AUDIENCE'),
+    },
   };
+  const auth = parseAuthSettings(env, problems);
   if (services.compositeExecutor && !publicUrl) {
     problems.push(
       'RC_PUBLIC_URL is required with RC_COMPOSITE_EXECUTOR_URL (composite executors call it back)',
     );
   }
   const app: AppOptions = {
+    auth,
     orchestration: Object.freeze({ ...orchestration, services: Object.freeze(services) }),
     bodyLimit: integer('RC_BODY_LIMIT_BYTES', read('RC_BODY_LIMIT_BYTES'), 1024, 1024 * 1024 * 1024),
     maxFinishedRuns: integer('RC_MAX_FINISHED_RUNS', read('RC_MAX_FINISHED_RUNS'), 1, 100_000_000),

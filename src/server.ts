@@ -62,7 +62,43 @@ async function main(): Promise<void> {
       `no PDP configured: every policy checkpoint answers '${policyDefault}' (RC_POLICY_DEFAULT=${policyDefault})`,
     );
   }
-  logger.warn('inbound authentication is disabled: every caller is trusted');
+  const { inbound, outbound, ignored } = config.app.auth;
+  if (inbound.mode === 'disabled') {
+    logger.warn(
+      'inbound authentication is disabled: every caller is trusted (set ARP_AUTH_MODE or ARP_AUTH_PROFILE)',
+    );
+  } else {
+    logger.info(
+      {
+        mode: inbound.mode,
+        profile: inbound.profile,
+        issuer: inbound.issuer,
+        audience: inbound.audience,
+        keys: inbound.jwksUri ?? inbound.discoveryUrl,
+        algorithms: inbound.algorithms,
+        exemptPaths: inbound.exemptPaths,
+      },
+      `inbound authentication: ${inbound.mode}`,
+    );
+    app.verifier
+      ?.warmUp()
+      .catch((error: unknown) =>
+        logger.error(
+          { err: error },
+          'could not load the signing keys yet; they are fetched again for the next token',
+        ),
+      );
+  }
+  if (ignored.length > 0) {
+    logger.warn(
+      { ignored },
+      'ARP_AUTH_* settings ignored: authentication is off without ARP_AUTH_MODE or ARP_AUTH_PROFILE',
+    );
+  }
+  logger.info(
+    outbound ? { tokenEndpoint: outbound.tokenEndpoint, clientId: outbound.clientId } : {},
+    outbound ? 'outgoing calls carry client-credentials tokens' : 'outgoing calls carry no token',
+  );
 }
 
 main().catch((error: unknown) => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { disabledAuth } from '../src/auth/settings.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { defaultOrchestration } from '../src/coordinator/wiring.js';
 
@@ -15,6 +16,7 @@ describe('loadConfig', () => {
         maxFinishedRuns: 10_000,
         logRequests: false,
         orchestration: defaultOrchestration,
+        auth: disabledAuth,
       },
     });
     expect(Object.isFrozen(config)).toBe(true);
@@ -43,6 +45,7 @@ describe('loadConfig', () => {
         logRequests: true,
         buildCommit: 'abc123',
         orchestration: defaultOrchestration,
+        auth: disabledAuth,
       },
     });
   });
@@ -77,6 +80,7 @@ describe('loadConfig', () => {
       compositeTimeoutMs: 5000,
       dispatchConcurrency: 4,
       registryCacheTtlMs: 0,
+      audiences: defaultOrchestration.audiences,
     });
   });
 

@@ -3,6 +3,7 @@
  * decision atomically, then carry out its effects (dispatch, executor cancels, budget deadlines).
  */
 
+import { AssignmentRegistry } from '../auth/assignments.js';
 import { decideComplete, decideEvaluation } from '../core/completion.js';
 import { decidePolicy } from '../core/dispatch.js';
 import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
@@ -57,6 +58,8 @@ export class Coordinator {
   readonly #timers: Timers;
   readonly #onBackgroundError: (error: unknown, context: string) => void;
   readonly #deadlines = new Map<string, unknown>();
+  /** Tokens handed to composite executors, revoked when their NodeRun finishes. */
+  readonly assignments = new AssignmentRegistry();
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -190,7 +193,9 @@ export class Coordinator {
   /** Tells the execution port about NodeRuns a commit made terminal. */
   #announceSettled(decision: Decision<unknown>): void {
     for (const record of decision.changes?.nodeRuns ?? []) {
-      if (isTerminal(record.nodeRun.state)) this.#execution.settled(record.nodeRun.node_run_id);
+      if (!isTerminal(record.nodeRun.state)) continue;
+      this.assignments.revoke(record.nodeRun.node_run_id);
+      this.#execution.settled(record.nodeRun.node_run_id);
     }
   }
 

@@ -5,7 +5,9 @@
  * the Composite Executor. Every running NodeRun has a deadline: the execute call's timeout for
  * atomics, a timer for composites. Nothing here ever throws into an API request.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { hashToken } from '../auth/assignments.js';
+import { TokenRequestError } from '../auth/outbound.js';
 import type { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import type { CompositeExecutorClient } from '../clients/composite-executor.js';
 import { ServiceError } from '../clients/http.js';
@@ -40,7 +42,7 @@ export const COMPOSITE_EXECUTOR_ID = 'composite-executor';
 
 /** The error recorded on a NodeRun when a call to an executor failed. */
 function failureOf(error: unknown): ErrorDetail {
-  if (error instanceof ServiceError) {
+  if (error instanceof ServiceError || error instanceof TokenRequestError) {
     return { code: error.code, message: error.message, details: error.details };
   }
   return { code: 'dispatch_error', message: 'The coordinator failed while dispatching this NodeRun' };
@@ -167,11 +169,12 @@ export class Dispatcher implements ExecutionPort {
         now: now(),
         ...(policy ? { policy } : {}),
         ...(refuse ? { refuse } : {}),
-        ...(token ? { assignmentTokenHash: createHash('sha256').update(token).digest('hex') } : {}),
+        ...(token ? { assignmentTokenHash: hashToken(token) } : {}),
       }),
     );
     try {
       if (claim !== 'claimed' || controller.signal.aborted) return;
+      if (token) this.#coordinator.assignments.issue(hashToken(token), { runId, nodeRunId });
       const claimed = (await store.getNodeRun(nodeRunId))!;
       if (kind === 'atomic') await this.#execute(claimed, run.run.run_context, controller);
       else await this.#begin(claimed, run.run.run_context, token!);

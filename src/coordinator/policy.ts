@@ -3,6 +3,7 @@
  * local default. A PDP that cannot answer is a deny, never an allow.
  */
 
+import { TokenRequestError } from '../auth/outbound.js';
 import { ServiceError } from '../clients/http.js';
 import type { PdpClient } from '../clients/pdp.js';
 import type { PolicyDecision, PolicyDecisionRequest } from '../gen/contract.js';
@@ -35,7 +36,8 @@ export function pdpPolicy(pdp: PdpClient, onError: (error: unknown) => void = ()
         return await pdp.decide(request);
       } catch (error) {
         onError(error);
-        const code = error instanceof ServiceError ? error.code : 'pdp_error';
+        const code =
+          error instanceof ServiceError || error instanceof TokenRequestError ? error.code : 'pdp_error';
         return {
           decision: 'deny',
           reason_code: 'pdp_unavailable',

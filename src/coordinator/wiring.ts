@@ -3,6 +3,8 @@
  * configured, otherwise with the client wrappers, the dispatcher and the policy checkpoints.
  */
 import type { Dispatcher as HttpDispatcher } from 'undici';
+import { ClientCredentialsTokens } from '../auth/outbound.js';
+import type { OutboundAuth } from '../auth/settings.js';
 import { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import { CompositeExecutorClient } from '../clients/composite-executor.js';
 import { type RetryPolicy, ServiceClient, type ServiceName } from '../clients/http.js';
@@ -41,6 +43,8 @@ export interface OrchestrationOptions {
   readonly compositeTimeoutMs: number;
   readonly dispatchConcurrency: number;
   readonly registryCacheTtlMs: number;
+  /** Audience of the client-credentials token requested for each service. */
+  readonly audiences: Readonly<Record<keyof ServiceUrls, string>>;
 }
 
 export const defaultOrchestration: OrchestrationOptions = {
@@ -51,6 +55,13 @@ export const defaultOrchestration: OrchestrationOptions = {
   compositeTimeoutMs: 3_600_000,
   dispatchConcurrency: 32,
   registryCacheTtlMs: 300_000,
+  audiences: {
+    atomicExecutor: 'arp-atomic-executor',
+    compositeExecutor: 'arp-composite-executor',
+    nodeRegistry: 'arp-node-registry',
+    pdp: 'arp-pdp',
+    selection: 'arp-selection',
+  },
 };
 
 export interface Clients {
@@ -65,16 +76,31 @@ export interface WiringDeps extends Omit<CoordinatorDeps, 'store' | 'onBackgroun
   /** undici dispatcher for every outgoing call (tests inject one; default: undici's global agent). */
   readonly httpDispatcher?: HttpDispatcher;
   readonly retry?: RetryPolicy;
+  /** Client credentials for outgoing calls; without them calls carry no token. */
+  readonly outboundAuth?: OutboundAuth;
 }
 
 export function buildClients(
   options: OrchestrationOptions,
   contract: Contract,
-  deps: Pick<WiringDeps, 'httpDispatcher' | 'retry'>,
+  deps: Pick<WiringDeps, 'httpDispatcher' | 'retry' | 'outboundAuth'>,
 ): Clients {
   const { services } = options;
   if (!Object.values(services).some(Boolean)) return {};
   const validators = new ContractValidators(contract);
+  const tokens = deps.outboundAuth
+    ? new ClientCredentialsTokens(deps.outboundAuth, {
+        timeoutMs: options.callTimeoutMs,
+        ...(deps.httpDispatcher ? { dispatcher: deps.httpDispatcher } : {}),
+      })
+    : undefined;
+  const audienceOf: Record<ServiceName, string> = {
+    atomic_executor: options.audiences.atomicExecutor,
+    composite_executor: options.audiences.compositeExecutor,
+    node_registry: options.audiences.nodeRegistry,
+    pdp: options.audiences.pdp,
+    selection: options.audiences.selection,
+  };
   const client = (service: ServiceName, baseUrl: string) =>
     new ServiceClient({
       service,
@@ -83,6 +109,9 @@ export function buildClients(
       validators,
       ...(deps.httpDispatcher ? { dispatcher: deps.httpDispatcher } : {}),
       ...(deps.retry ? { retry: deps.retry } : {}),
+      ...(tokens
+        ? { headers: async () => ({ authorization: `Bearer ${await tokens.token(audienceOf[service])}` }) }
+        : {}),
     });
   return {
     ...(services.atomicExecutor

@@ -1,0 +1,156 @@
+/**
+ * Inbound authentication and the authorisation of assignment tokens, as Fastify hooks.
+ *
+ * onRequest (before routing and body parsing, so unknown routes answer 401 too): exempt paths pass;
+ * `disabled` sets the dev principal; a missing or malformed header is 401 in `required` mode and the
+ * anonymous principal in `optional` mode; an assignment token or a verified JWT sets the principal.
+ * preHandler (after validation, so the body is known): an assignment principal may only make the
+ * callbacks of a composite executor on its NodeRun's subtree; anything else is 403.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { isTerminal } from '../core/model.js';
+import { ArpError } from '../errors.js';
+import type { Assignment } from './assignments.js';
+import type { InboundAuth } from './settings.js';
+import { AuthFailure, type JwtVerifier } from './verifier.js';
+
+export type Principal =
+  | { readonly kind: 'user'; readonly sub: string; readonly claims: Readonly<Record<string, unknown>> }
+  | { readonly kind: 'anonymous' | 'dev'; readonly sub: string }
+  | { readonly kind: 'assignment'; readonly sub: string; readonly assignment: Assignment };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling; undefined on exempt paths. */
+    principal?: Principal;
+  }
+}
+
+const ALWAYS_PUBLIC = new Set(['/v1/health', '/v1/version']);
+
+/** 401 with the reference services' body and `WWW-Authenticate` strings. */
+export function unauthorized(failure: AuthFailure): ArpError {
+  const description = failure.message.replaceAll('"', '\\"');
+  return new ArpError('unauthorized', failure.message, {
+    headers: { 'www-authenticate': `Bearer error="${failure.error}", error_description="${description}"` },
+  });
+}
+
+export interface AuthHooksOptions {
+  readonly settings: InboundAuth;
+  readonly verifier: JwtVerifier | undefined;
+  readonly coordinator: Coordinator;
+  readonly onRejected?: (request: FastifyRequest, failure: AuthFailure) => void;
+}
+
+export function installAuth(app: FastifyInstance, options: AuthHooksOptions): void {
+  const { settings, verifier, coordinator } = options;
+  const exempt = new Set([...settings.exemptPaths, ...ALWAYS_PUBLIC]);
+  app.decorateRequest('principal', undefined);
+
+  if (settings.mode === 'disabled') {
+    const dev: Principal = { kind: 'dev', sub: settings.devSubject };
+    app.addHook('onRequest', (request, _reply, done) => {
+      request.principal = dev;
+      done();
+    });
+    return;
+  }
+  const anonymous: Principal = { kind: 'anonymous', sub: settings.anonymousSubject };
+  const reject = (request: FastifyRequest, failure: AuthFailure) => {
+    options.onRejected?.(request, failure);
+    return unauthorized(failure);
+  };
+
+  app.addHook('onRequest', (request, _reply, done) => {
+    const query = request.url.indexOf('?');
+    if (exempt.has(query < 0 ? request.url : request.url.slice(0, query))) return done();
+    const header = request.headers.authorization;
+    if (header === undefined) {
+      if (settings.mode === 'optional') {
+        request.principal = anonymous;
+        return done();
+      }
+      return done(reject(request, new AuthFailure('invalid_request', 'Missing Authorization header')));
+    }
+    const parts = header.trim().split(/\s+/);
+    if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer' || !parts[1]) {
+      return done(reject(request, new AuthFailure('invalid_request', 'Invalid Authorization header')));
+    }
+    const token = parts[1];
+    const assignment = coordinator.assignments.lookup(token);
+    if (assignment) {
+      request.principal = { kind: 'assignment', sub: `assignment:${assignment.nodeRunId}`, assignment };
+      return done();
+    }
+    const cached = verifier?.cached(token);
+    if (cached) {
+      request.principal = { kind: 'user', sub: cached.sub, claims: cached.claims };
+      return done();
+    }
+    if (!verifier) return done(reject(request, new AuthFailure('invalid_token', 'Invalid token')));
+    verifier.verify(token).then(
+      (verified) => {
+        request.principal = { kind: 'user', sub: verified.sub, claims: verified.claims };
+        done();
+      },
+      (error: unknown) =>
+        done(
+          reject(
+            request,
+            error instanceof AuthFailure ? error : new AuthFailure('invalid_token', 'Invalid token'),
+          ),
+        ),
+    );
+  });
+
+  app.addHook('preHandler', async (request: FastifyRequest, _reply: FastifyReply) => {
+    const principal = request.principal;
+    if (principal?.kind !== 'assignment') return;
+    await authorizeAssignment(request, principal.assignment, coordinator);
+  });
+}
+
+const forbidden = (message: string) => new ArpError('forbidden', message);
+
+/** The operations a composite executor makes, on its own NodeRun's subtree; nothing else. */
+async function authorizeAssignment(
+  request: FastifyRequest,
+  assignment: Assignment,
+  coordinator: Coordinator,
+) {
+  const store = coordinator.store;
+  const own = await store.getNodeRun(assignment.nodeRunId);
+  if (!own || isTerminal(own.nodeRun.state)) {
+    coordinator.assignments.revoke(assignment.nodeRunId);
+    throw unauthorized(new AuthFailure('invalid_token', 'Assignment token is no longer valid'));
+  }
+  const scope = `The assignment token only allows callbacks on NodeRun '${assignment.nodeRunId}' and its descendants`;
+  const params = request.params as Record<string, string | undefined>;
+  let target: string | undefined;
+  switch (request.routeOptions.config.operationId) {
+    case 'create_node_runs': {
+      const body = request.body as { run_id: string; parent_node_run_id: string };
+      if (body.run_id !== assignment.runId) throw forbidden(scope);
+      target = body.parent_node_run_id;
+      break;
+    }
+    case 'get_node_run':
+    case 'stream_node_run_events':
+    case 'report_node_run_evaluation':
+    case 'complete_node_run':
+      target = params.node_run_id;
+      break;
+    default:
+      throw forbidden(scope);
+  }
+  // Walk up from the target: it must be the assigned NodeRun or one of its descendants.
+  for (let id = target; id !== undefined; ) {
+    if (id === assignment.nodeRunId) return;
+    const record = await store.getNodeRun(id);
+    if (!record || record.nodeRun.run_id !== assignment.runId) break;
+    id = record.nodeRun.parent_node_run_id;
+  }
+  throw forbidden(scope);
+}

@@ -1,0 +1,97 @@
+/**
+ * OAuth2 client-credentials tokens for the coordinator's own calls (executors, registry, PDP,
+ * selection): one token per audience, cached until shortly before it expires, one request in
+ * flight per audience at a time. A failing token endpoint is a coded error for the call that
+ * needed the token; it never crashes the process.
+ */
+import { type Dispatcher, request } from 'undici';
+import type { OutboundAuth } from './settings.js';
+
+export class TokenRequestError extends Error {
+  readonly code = 'token_request_failed';
+  readonly details: Record<string, unknown>;
+  constructor(audience: string, details: Record<string, unknown>) {
+    super(`could not obtain an access token for audience '${audience}'`);
+    this.name = 'TokenRequestError';
+    this.details = { audience, ...details };
+  }
+}
+
+export interface TokenProviderOptions {
+  readonly timeoutMs: number;
+  readonly dispatcher?: Dispatcher;
+  readonly now?: () => number;
+  /** Renew this long before expiry (default 30 s, at most half the token's lifetime). */
+  readonly refreshMarginMs?: number;
+}
+
+interface Cached {
+  readonly token: string;
+  readonly renewAt: number;
+}
+
+export class ClientCredentialsTokens {
+  readonly #settings: OutboundAuth;
+  readonly #options: TokenProviderOptions;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, Cached>();
+  readonly #inflight = new Map<string, Promise<string>>();
+
+  constructor(settings: OutboundAuth, options: TokenProviderOptions) {
+    this.#settings = settings;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A valid access token for `audience`, from the cache or the token endpoint. */
+  token(audience: string): Promise<string> {
+    const cached = this.#cache.get(audience);
+    if (cached && cached.renewAt > this.#now()) return Promise.resolve(cached.token);
+    let pending = this.#inflight.get(audience);
+    if (!pending) {
+      pending = this.#fetch(audience).finally(() => this.#inflight.delete(audience));
+      this.#inflight.set(audience, pending);
+    }
+    return pending;
+  }
+
+  async #fetch(audience: string): Promise<string> {
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: this.#settings.clientId,
+      client_secret: this.#settings.clientSecret,
+      audience,
+    });
+    let status: number;
+    let text: string;
+    try {
+      const response = await request(this.#settings.tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: form.toString(),
+        signal: AbortSignal.timeout(this.#options.timeoutMs),
+        ...(this.#options.dispatcher ? { dispatcher: this.#options.dispatcher } : {}),
+      });
+      status = response.statusCode;
+      text = await response.body.text();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new TokenRequestError(audience, { cause: typeof code === 'string' ? code : 'transport_error' });
+    }
+    if (status < 200 || status >= 300) throw new TokenRequestError(audience, { status });
+    let body: { access_token?: unknown; expires_in?: unknown };
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new TokenRequestError(audience, { status, cause: 'invalid_json' });
+    }
+    if (typeof body.access_token !== 'string' || body.access_token === '') {
+      throw new TokenRequestError(audience, { status, cause: 'no_access_token' });
+    }
+    const lifetimeMs =
+      typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in * 1000 : 60_000;
+    const margin = Math.min(this.#options.refreshMarginMs ?? 30_000, lifetimeMs / 2);
+    this.#cache.set(audience, { token: body.access_token, renewAt: this.#now() + lifetimeMs - margin });
+    return body.access_token;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Verifies bearer JWTs against the issuer's JWKS with jose, and caches verified tokens (bounded,
+ * until `exp`) because signature verification per request costs most of a fast route's
+ * throughput. Keys come from ARP_AUTH_JWKS_URI or the OIDC discovery document; jose refetches the
+ * JWKS for an unknown `kid`, at most once per cooldown, so rotation works and a flood of bad kids
+ * cannot hammer the issuer.
+ */
+import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
+import type { InboundAuth } from './settings.js';
+
+export interface VerifiedToken {
+  readonly sub: string;
+  readonly claims: JWTPayload;
+}
+
+/** Why a token was refused, in the terms of the 401 answer (RFC 6750). */
+export class AuthFailure extends Error {
+  readonly error: 'invalid_request' | 'invalid_token';
+  constructor(error: 'invalid_request' | 'invalid_token', description: string) {
+    super(description);
+    this.name = 'AuthFailure';
+    this.error = error;
+  }
+}
+
+export interface VerifierOptions {
+  /** Verified tokens kept (oldest dropped first). */
+  readonly cacheSize?: number;
+  /** Minimum time between two JWKS fetches triggered by unknown kids. */
+  readonly jwksCooldownMs?: number;
+  readonly fetchTimeoutMs?: number;
+  readonly now?: () => number;
+}
+
+type KeySet = ReturnType<typeof createRemoteJWKSet>;
+
+export class JwtVerifier {
+  readonly #settings: InboundAuth;
+  readonly #cache = new Map<string, { token: VerifiedToken; until: number }>();
+  readonly #cacheSize: number;
+  readonly #cooldownMs: number;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  #keys: Promise<KeySet> | undefined;
+
+  constructor(settings: InboundAuth, options: VerifierOptions = {}) {
+    this.#settings = settings;
+    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#cooldownMs = options.jwksCooldownMs ?? 30_000;
+    this.#timeoutMs = options.fetchTimeoutMs ?? 5_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A token verified before and not expired since, without any async work (the hot path). */
+  cached(token: string): VerifiedToken | undefined {
+    const hit = this.#cache.get(token);
+    if (!hit) return undefined;
+    if (hit.until > this.#now()) return hit.token;
+    this.#cache.delete(token);
+    return undefined;
+  }
+
+  async verify(token: string): Promise<VerifiedToken> {
+    const hit = this.cached(token);
+    if (hit) return hit;
+    const keys = await this.#keySet();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keys, {
+        algorithms: [...this.#settings.algorithms],
+        clockTolerance: this.#settings.clockSkewSeconds,
+        ...(this.#settings.issuer ? { issuer: this.#settings.issuer } : {}),
+        ...(this.#settings.audience ? { audience: this.#settings.audience } : {}),
+        currentDate: new Date(this.#now()),
+      }));
+    } catch (error) {
+      throw describe(error);
+    }
+    const verified: VerifiedToken = {
+      sub: typeof payload.sub === 'string' ? payload.sub : '',
+      claims: payload,
+    };
+    this.#remember(token, verified, payload.exp);
+    return verified;
+  }
+
+  /** Resolves the key source now (startup); failures are reported, and retried on the next token. */
+  async warmUp(): Promise<void> {
+    await this.#keySet();
+  }
+
+  #remember(token: string, verified: VerifiedToken, exp: number | undefined): void {
+    // Until `exp`, and never longer than an hour for tokens without one.
+    const until = Math.min(
+      exp === undefined ? Number.POSITIVE_INFINITY : exp * 1000,
+      this.#now() + 3_600_000,
+    );
+    if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
+    this.#cache.set(token, { token: verified, until });
+  }
+
+  #keySet(): Promise<KeySet> {
+    this.#keys ??= this.#resolveKeySet().catch((error) => {
+      this.#keys = undefined;
+      throw error;
+    });
+    return this.#keys;
+  }
+
+  async #resolveKeySet(): Promise<KeySet> {
+    const jwksUri = this.#settings.jwksUri ?? (await this.#discover());
+    return createRemoteJWKSet(new URL(jwksUri), {
+      cooldownDuration: this.#cooldownMs,
+      timeoutDuration: this.#timeoutMs,
+      cacheMaxAge: 10 * 60_000,
+    });
+  }
+
+  async #discover(): Promise<string> {
+    const url = this.#settings.discoveryUrl;
+    if (!url) throw new AuthFailure('invalid_token', 'Unable to fetch JWKS');
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(this.#timeoutMs) });
+      if (!response.ok) throw new Error(`discovery answered ${response.status}`);
+      const document = (await response.json()) as { jwks_uri?: unknown };
+      if (typeof document.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
+      return document.jwks_uri;
+    } catch (error) {
+      throw Object.assign(new AuthFailure('invalid_token', 'Unable to fetch JWKS'), { cause: error });
+    }
+  }
+}
+
+/** jose's verdict in the reference services' words. */
+function describe(error: unknown): AuthFailure {
+  if (error instanceof AuthFailure) return error;
+  if (error instanceof errors.JWTExpired) return new AuthFailure('invalid_token', 'Token expired');
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === 'aud') return new AuthFailure('invalid_token', 'Invalid token audience');
+    if (error.claim === 'iss') return new AuthFailure('invalid_token', 'Invalid token issuer');
+    return new AuthFailure('invalid_token', 'Invalid token');
+  }
+  if (
+    error instanceof errors.JWKSNoMatchingKey ||
+    error instanceof errors.JWKSTimeout ||
+    error instanceof errors.JWKSInvalid ||
+    error instanceof errors.JWKSMultipleMatchingKeys ||
+    !(error instanceof errors.JOSEError)
+  ) {
+    return new AuthFailure('invalid_token', 'Unable to fetch JWKS');
+  }
+  return new AuthFailure('invalid_token', 'Invalid token');
+}
