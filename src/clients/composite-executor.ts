@@ -6,7 +6,7 @@ export class CompositeExecutorClient {
   constructor(readonly http: ServiceClient) {}
 
   /** Hands a composite NodeRun to the executor, which answers at once and works in the background. */
-  async begin(body: CompositeBeginRequest): Promise<CompositeBeginResponse> {
+  async begin(body: CompositeBeginRequest, signal?: AbortSignal): Promise<CompositeBeginResponse> {
     const { body: response } = await this.http.call<CompositeBeginResponse>({
       method: 'POST',
       path: '/v1/composite-node-runs:begin',
@@ -14,6 +14,7 @@ export class CompositeExecutorClient {
       requestSchema: 'CompositeBeginRequest',
       responseSchema: 'CompositeBeginResponse',
       safeToRetry: false,
+      ...(signal ? { signal } : {}),
     });
     return response!;
   }

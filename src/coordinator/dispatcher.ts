@@ -160,7 +160,7 @@ export class Dispatcher implements ExecutionPort {
     const token = kind === 'composite' && !refuse ? randomBytes(32).toString('base64url') : undefined;
     // Registered before the claim, so that a cancel arriving right after it is never missed.
     const controller = new AbortController();
-    if (kind === 'atomic') this.#inflight.set(nodeRunId, controller);
+    this.#inflight.set(nodeRunId, controller);
     const claim = await this.#coordinator.commit(runId, (view) =>
       decideClaim(view, {
         nodeRunId,
@@ -177,7 +177,7 @@ export class Dispatcher implements ExecutionPort {
       if (token) this.#coordinator.assignments.issue(hashToken(token), { runId, nodeRunId });
       const claimed = (await store.getNodeRun(nodeRunId))!;
       if (kind === 'atomic') await this.#execute(claimed, run.run.run_context, controller);
-      else await this.#begin(claimed, run.run.run_context, token!);
+      else await this.#begin(claimed, run.run.run_context, token!, controller);
     } finally {
       if (this.#inflight.get(nodeRunId) === controller) this.#inflight.delete(nodeRunId);
     }
@@ -257,22 +257,30 @@ export class Dispatcher implements ExecutionPort {
     }
   }
 
-  async #begin(record: NodeRunRecord, runContext: RunContext | undefined, token: string): Promise<void> {
+  async #begin(
+    record: NodeRunRecord,
+    runContext: RunContext | undefined,
+    token: string,
+    controller: AbortController,
+  ): Promise<void> {
     const { nodeRun } = record;
     const id = nodeRun.node_run_id;
     let failure: ErrorDetail | undefined;
     try {
-      const response = await this.#options.composite!.begin({
-        node_run_id: id,
-        run_id: nodeRun.run_id,
-        node_type_ref: nodeRun.node_type_ref,
-        inputs: nodeRun.inputs ?? {},
-        ...(runContext ? { run_context: runContext } : {}),
-        ...(record.constraints ? { constraints: record.constraints } : {}),
-        coordinator_endpoint: this.#options.publicUrl!,
-        assignment_token: token,
-        ...(nodeRun.extensions ? { extensions: nodeRun.extensions } : {}),
-      });
+      const response = await this.#options.composite!.begin(
+        {
+          node_run_id: id,
+          run_id: nodeRun.run_id,
+          node_type_ref: nodeRun.node_type_ref,
+          inputs: nodeRun.inputs ?? {},
+          ...(runContext ? { run_context: runContext } : {}),
+          ...(record.constraints ? { constraints: record.constraints } : {}),
+          coordinator_endpoint: this.#options.publicUrl!,
+          assignment_token: token,
+          ...(nodeRun.extensions ? { extensions: nodeRun.extensions } : {}),
+        },
+        controller.signal,
+      );
       if (!response.accepted) {
         failure = {
           code: 'composite_rejected',
@@ -280,6 +288,8 @@ export class Dispatcher implements ExecutionPort {
         };
       }
     } catch (error) {
+      // Canceled while begin was in flight: the NodeRun is terminal and the executor was told.
+      if (controller.signal.aborted) return;
       failure = failureOf(error);
     }
     if (failure) {
