@@ -1,14 +1,15 @@
 // `npm run bench`: throughput and latency of the real service against a bare-Fastify ceiling, plus
 // memory held per NodeRun. See BENCHMARKS.md for the method and how to read the output.
 //
-//   npm run bench -- [--connections 50] [--duration 10] [--warmup 3]
-//                    [--scenarios ceiling,get,create1,create10,complete,cycle,lifecycle] [--parents 1000]
-//                    [--memory-nodes 100000] [--skip-memory]
+//   npm run bench -- [--connections 50] [--duration 10] [--warmup 3] [--pair-rounds 3]
+//                    [--scenarios ceiling,get,get-auth,create1,create10,complete,cycle,lifecycle]
+//                    [--parents 1000] [--memory-nodes 100000] [--skip-memory]
 //
 // The service runs on core 0 (`taskset -c 0`), the load generator on core 1 (`taskset -c 1`); every
 // scenario gets a fresh service process with the default configuration (the lifecycle scenario adds
-// RC_ATOMIC_EXECUTOR_URL, pointing at a trivial Atomic Executor on core 1). Results are printed and
-// written to bench-results/latest.json (plus a dated copy). Exit code 1 when any request failed.
+// RC_ATOMIC_EXECUTOR_URL, pointing at a trivial Atomic Executor on core 1; get-auth adds
+// ARP_AUTH_MODE=required against a loopback JWKS on core 1). Results are printed and written to
+// bench-results/latest.json (plus a dated copy). Exit code 1 when any request failed.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -16,7 +17,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { realisticInputs, SetupClient } from './bench/common.mjs';
+import { createBody, JSON_HEADERS, realisticInputs, startRunBody } from './bench/common.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const resultsDir = join(root, 'bench-results');
@@ -25,12 +26,13 @@ const logsDir = join(resultsDir, 'logs');
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const ALL_SCENARIOS = ['ceiling', 'get', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
+const ALL_SCENARIOS = ['ceiling', 'get', 'get-auth', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
 const USAGE = `usage: npm run bench -- [options]
   --connections N     concurrent connections (default 50)
   --duration S        measured seconds per scenario (default 10)
   --warmup S          unmeasured warm-up seconds per scenario (default 3)
-  --pair-rounds N     alternating rounds of GET and its ceiling; the median-ratio round is reported (default 3)
+  --pair-rounds N     alternating rounds of get-auth, GET and its ceiling; the median-ratio round is
+                      reported (default 3)
   --scenarios LIST    comma-separated subset of ${ALL_SCENARIOS.join(',')} (default: all)
   --parents N         composite parents the create scenarios spread over (default 1000)
   --memory-nodes N    NodeRuns held for the memory probe (default 100000)
@@ -263,13 +265,19 @@ function freePort() {
 }
 
 /**
- * Environment for the service: ours minus LOG_LEVEL, RC_* and the ARP_*_URL fallbacks for the service
- * URLs, so it runs with its defaults, plus `extra`.
+ * Environment for the service: ours minus LOG_LEVEL, RC_*, ARP_AUTH_* and the ARP_*_URL fallbacks for
+ * the service URLs, so it runs with its defaults (auth off), plus `extra`.
  */
 function serviceEnv(extra = {}) {
   const env = { ...process.env };
   for (const key of Object.keys(env)) {
-    if (key === 'LOG_LEVEL' || key.startsWith('RC_') || /^ARP_.*_URL$/.test(key)) delete env[key];
+    if (
+      key === 'LOG_LEVEL' ||
+      key.startsWith('RC_') ||
+      key.startsWith('ARP_AUTH_') ||
+      /^ARP_.*_URL$/.test(key)
+    )
+      delete env[key];
   }
   return { ...env, ...extra };
 }
@@ -310,6 +318,53 @@ const startService = (label, env = {}) => startServer(label, 'dist/server.js', [
 const startAtomicExecutor = (label) =>
   startServer(label, 'scripts/bench/trivial-ae.mjs', [], { cpu: 1, env: serviceEnv() });
 
+/**
+ * The loopback token issuer of the get-auth scenario (scripts/conformance/issuer.mjs: a fresh RS256
+ * key, its JWKS, one token for audience arp-run-coordinator), on core 1 next to the load generator.
+ * It is idle while measuring: the service fetches the JWKS at startup and verifies the token once.
+ */
+async function startIssuer(label, ttlSeconds) {
+  const logPath = join(logsDir, `${label}.log`);
+  const fd = openSync(logPath, 'w');
+  const [cmd, args] = pinned(1, process.execPath, [
+    'scripts/conformance/issuer.mjs',
+    'serve',
+    '--audience',
+    'arp-run-coordinator',
+    '--subject',
+    'bench',
+    '--ttl',
+    String(ttlSeconds),
+  ]);
+  const child = track(spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', fd] }));
+  closeSync(fd);
+  try {
+    const line = await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(
+        () => reject(new Error(`${label} did not start within 20 s; see ${logPath}`)),
+        20_000,
+      );
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+        if (out.includes('\n')) {
+          clearTimeout(timer);
+          resolve(out.slice(0, out.indexOf('\n')));
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${label} exited during startup (code ${code}); see ${logPath}`));
+      });
+    });
+    child.stdout.resume();
+    return { label, child, logPath, ...JSON.parse(line) };
+  } catch (error) {
+    await stopProcess(child);
+    throw error;
+  }
+}
+
 /** pino lines at level error (50) or above in a service log. */
 function errorLogLines(logPath) {
   try {
@@ -326,11 +381,13 @@ function errorLogLines(logPath) {
 
 /**
  * Runs one scenario in scripts/bench/load.mjs on core 1 and samples the server's CPU meanwhile (and
- * that of `peer`, a helper process on core 1 such as the trivial Atomic Executor).
+ * that of `peer`, a helper process on core 1 such as the trivial Atomic Executor). With
+ * `authorization`, every request of the load generator carries that Authorization header.
  */
-function runLoad(server, task, peer) {
+function runLoad(server, task, peer, { authorization } = {}) {
   const [cmd, args] = pinned(1, process.execPath, ['scripts/bench/load.mjs']);
-  const child = track(spawn(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const env = authorization ? { ...process.env, BENCH_AUTHORIZATION: authorization } : process.env;
+  const child = track(spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const pid = server.child.pid;
   const budgetMs = (task.warmup + task.duration) * 1000 + 180_000;
   return new Promise((resolve, reject) => {
@@ -396,6 +453,7 @@ function runLoad(server, task, peer) {
 const LABELS = {
   ceiling: 'ceiling: bare Fastify, same bytes',
   get: 'GET /v1/node-runs/{id}',
+  'get-auth': 'GET /v1/node-runs/{id}, bearer JWT',
   create1: 'POST /v1/node-runs (1 spec)',
   create10: 'POST /v1/node-runs (10 specs)',
   complete: 'POST /v1/node-runs/{id}:complete',
@@ -403,17 +461,31 @@ const LABELS = {
   lifecycle: 'lifecycle: atomic Run via trivial AE',
 };
 
-/** A Run with one child NodeRun (realistic inputs); returns the child's raw GET response. */
-async function realNodeRun(server) {
-  const client = new SetupClient(server.url, 1);
-  const run = await client.startRun({ question: 'What changed this quarter?' });
-  const [child] = await client.createNodeRuns(run, 1, realisticInputs, 0);
-  await client.close();
-  const path = `/v1/node-runs/${child.node_run_id}`;
-  const res = await request(`${server.url}${path}`);
-  const body = Buffer.from(await res.body.arrayBuffer());
-  if (res.statusCode !== 200) throw new Error(`GET ${path} -> ${res.statusCode}: ${body}`);
-  return { path, body, contentType: String(res.headers['content-type']) };
+/**
+ * A Run with one child NodeRun (realistic inputs); returns the child's raw GET response. `headers`
+ * (the bearer token of get-auth) go on every request.
+ */
+async function realNodeRun(server, headers = {}) {
+  const call = async (method, path, body) => {
+    const res = await request(`${server.url}${path}`, {
+      method,
+      headers: body === undefined ? headers : { ...headers, ...JSON_HEADERS },
+      body,
+    });
+    const raw = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode !== 200) throw new Error(`${method} ${path} -> ${res.statusCode}: ${raw}`);
+    return { raw, contentType: String(res.headers['content-type']) };
+  };
+  const run = JSON.parse(
+    (await call('POST', '/v1/runs', startRunBody({ question: 'What changed this quarter?' }))).raw,
+  );
+  const created = JSON.parse(
+    (await call('POST', '/v1/node-runs', createBody(run.run_id, run.root_node_run_id, 1, realisticInputs, 0)))
+      .raw,
+  );
+  const path = `/v1/node-runs/${created.node_runs[0].node_run_id}`;
+  const { raw: body, contentType } = await call('GET', path);
+  return { path, body, contentType };
 }
 
 async function withServer(start, use) {
@@ -427,9 +499,66 @@ async function withServer(start, use) {
   }
 }
 
-/** One round of the GET scenario and its bare-Fastify ceiling, each on a fresh server. */
+const AUTH_AUDIENCE = 'arp-run-coordinator';
+
+/**
+ * The get scenario on a service with ARP_AUTH_MODE=required against a loopback JWKS, every request
+ * carrying the same valid bearer token (a client reusing its token; the service verifies it once and
+ * then finds it in its verified-token cache).
+ */
+async function measureGetAuth(common, announce) {
+  const issuer = await startIssuer('get-auth-issuer', Math.ceil(common.warmup + common.duration) + 3600);
+  try {
+    const authorization = `Bearer ${issuer.token}`;
+    let sample;
+    const result = await withServer(
+      () =>
+        startService('get-auth', {
+          ARP_AUTH_MODE: 'required',
+          ARP_AUTH_JWKS_URI: issuer.jwks_uri,
+          ARP_AUTH_ISSUER: issuer.issuer,
+          ARP_AUTH_AUDIENCE: AUTH_AUDIENCE,
+        }),
+      async (server) => {
+        sample = await realNodeRun(server, { authorization });
+        // Auth must really be on, or this row would measure the get scenario again.
+        const res = await request(`${server.url}${sample.path}`);
+        await res.body.dump();
+        if (res.statusCode !== 401) {
+          throw new Error(`get-auth: GET ${sample.path} without a token answered ${res.statusCode}, not 401`);
+        }
+        console.error(
+          `   sample NodeRun: ${sample.body.length} bytes; bearer token ${issuer.token.length} B (RS256)`,
+        );
+        announce('get-auth');
+        return runLoad(server, { ...common, name: 'get-auth', kind: 'get', path: sample.path }, undefined, {
+          authorization,
+        });
+      },
+    );
+    return {
+      ...result,
+      responseBytes: sample.body.length,
+      tokenBytes: issuer.token.length,
+      serviceConfig:
+        `defaults plus ARP_AUTH_MODE=required ARP_AUTH_JWKS_URI=${issuer.jwks_uri} ` +
+        `ARP_AUTH_ISSUER=${issuer.issuer} ARP_AUTH_AUDIENCE=${AUTH_AUDIENCE} (loopback issuer: ` +
+        'scripts/conformance/issuer.mjs, pinned with the load generator); every request carries the ' +
+        `same RS256 bearer token (${issuer.token.length} B)`,
+    };
+  } finally {
+    await stopProcess(issuer.child);
+  }
+}
+
+/**
+ * One round of get-auth, the GET scenario and its bare-Fastify ceiling, each on a fresh server, in
+ * that order: get neighbours both get-auth and the ceiling.
+ */
 async function measurePair(common, want, announce) {
   const pair = {};
+  if (want.has('get-auth')) pair.getAuth = await measureGetAuth(common, announce);
+  if (!want.has('get') && !want.has('ceiling')) return pair;
   // The ceiling needs a real response first, so both start from the same service.
   let sample;
   const get = await withServer(
@@ -479,23 +608,46 @@ async function runScenarios(options) {
   const announce = (name) =>
     console.error(`\n-- ${LABELS[name]}: warm-up ${options.warmup}s + ${options.duration}s measured ...`);
 
-  if (want.has('get') || want.has('ceiling')) {
-    // The GET/ceiling ratio is the target; the machine drifts by several percent between minutes, so
-    // the pair is measured in alternating rounds and the round with the median ratio is reported.
+  if (want.has('get') || want.has('ceiling') || want.has('get-auth')) {
+    // The GET/ceiling and get-auth/GET ratios are targets; the machine drifts by several percent between
+    // minutes, so get-auth, get and ceiling are measured in alternating rounds and, for each ratio, the
+    // round with the median ratio is reported (both rows of a ratio always come from the same round).
+    const members = ['get-auth', 'get', 'ceiling'].filter((name) => want.has(name)).join(', ');
     const rounds = [];
     for (let round = 1; round <= options.pairRounds; round++) {
-      if (options.pairRounds > 1) console.error(`\n== GET/ceiling round ${round} of ${options.pairRounds}`);
+      if (options.pairRounds > 1) console.error(`\n== ${members}: round ${round} of ${options.pairRounds}`);
       rounds.push(await measurePair(common, want, announce));
     }
+    const middle = (by) => [...rounds].sort((a, b) => by(a) - by(b))[Math.floor((rounds.length - 1) / 2)];
     const ratio = (pair) => (pair.get && pair.ceiling ? pair.get.rps / pair.ceiling.rps : 0);
-    const median = [...rounds].sort((a, b) => ratio(a) - ratio(b))[Math.floor((rounds.length - 1) / 2)];
+    const authRatio = (pair) => (pair.getAuth && pair.get ? pair.getAuth.rps / pair.get.rps : 0);
+    const median = middle(ratio);
     const summary = rounds.map((pair) => ({
       getRps: pair.get?.rps,
       ceilingRps: pair.ceiling?.rps,
       ratio: ratio(pair) || undefined,
+      getAuthRps: pair.getAuth?.rps,
+      authRatio: authRatio(pair) || undefined,
     }));
     if (median.get) results.get = { ...median.get, rounds: summary };
     if (median.ceiling) results.ceiling = { ...median.ceiling, rounds: summary };
+    const authMedian = middle(authRatio);
+    if (authMedian.getAuth) {
+      results['get-auth'] = {
+        ...authMedian.getAuth,
+        ...(authMedian.get
+          ? {
+              vsGet: {
+                ratio: authRatio(authMedian),
+                getRps: authMedian.get.rps,
+                getLatencyMs: authMedian.get.latencyMs,
+                definition: 'get-auth req/s / get req/s of the same round (auth on / auth off)',
+              },
+            }
+          : {}),
+        rounds: summary,
+      };
+    }
   }
 
   for (const [name, specs] of [
@@ -645,6 +797,20 @@ function notesOf(name, r) {
   if (r.nodeRunsPerSecond) notes.push(`${fmtInt(r.nodeRunsPerSecond)} NodeRuns/s created`);
   if (name === 'complete')
     notes.push(`pool ${fmtInt(r.setup.measuredPool)} queued, ${fmtInt(r.setup.completionsIssued)} used`);
+  if (name === 'get-auth') {
+    if (r.vsGet) {
+      notes.push(
+        `${r.vsGet.ratio.toFixed(2)}x auth off (same-round get ${fmtInt(r.vsGet.getRps)} req/s, ` +
+          `p50/p99 ${fmtMs(r.vsGet.getLatencyMs.p50)}/${fmtMs(r.vsGet.getLatencyMs.p99)} ms)`,
+      );
+    }
+    if (r.vsGet && r.rounds?.length > 1) {
+      notes.push(
+        `per round ${r.rounds.map((round) => round.authRatio?.toFixed(2) ?? '-').join(', ')} (median shown)`,
+      );
+    }
+    notes.push(`${r.tokenBytes} B RS256 token on every request`);
+  }
   if (r.responseBytes) notes.push(`${r.responseBytes} B body`);
   if (name === 'get' && r.rounds?.length > 1) {
     notes.push(
@@ -721,6 +887,14 @@ function targetsOf(results, options) {
       pass: get.latencyMs.p99 < 10,
     });
   }
+  const auth = results['get-auth']?.vsGet;
+  if (auth) {
+    targets.push({
+      target: 'GET NodeRun with auth >= 0.85x auth off',
+      measured: `${auth.ratio.toFixed(2)}x (same round)`,
+      pass: auth.ratio >= 0.85,
+    });
+  }
   return targets;
 }
 
@@ -740,13 +914,17 @@ async function main() {
           server: 'taskset -c 0',
           loadGenerator: 'taskset -c 1',
           ...(options.scenarios.includes('lifecycle') ? { atomicExecutor: 'taskset -c 1 (lifecycle)' } : {}),
+          ...(options.scenarios.includes('get-auth')
+            ? { tokenIssuer: 'taskset -c 1 (get-auth; idle while measuring)' }
+            : {}),
         }
       : { server: 'none', loadGenerator: 'none', warning: 'taskset unavailable: unpinned' },
     connections: options.connections,
     durationSeconds: options.duration,
     warmupSeconds: options.warmup,
     serviceConfig:
-      'defaults: node dist/server.js --port P; LOG_LEVEL and RC_* unset (LOG_LEVEL=info, no request log)',
+      'defaults: node dist/server.js --port P; LOG_LEVEL, RC_* and ARP_AUTH_* unset (LOG_LEVEL=info, ' +
+      'no request log, auth disabled); get-auth and lifecycle add their own settings (see their rows)',
   };
   console.error(
     `bench: node ${meta.node}, ${meta.cpuModel}, ${meta.cores} cores, pinning ${pinning ? 'server=cpu0 load=cpu1' : 'OFF'}; ` +
@@ -789,6 +967,9 @@ async function main() {
   console.log(
     '\nratio = req/s / ceiling req/s; latency percentiles from 10 us buckets; CPU = share of one core during the measured window.',
   );
+  if (results['get-auth']?.vsGet) {
+    console.log("get-auth: 'x auth off' = its req/s / get's req/s in the same round (notes).");
+  }
 
   if (memory) {
     console.log(
