@@ -111,8 +111,10 @@ export function parseAuthSettings(env: Env, problems: string[]): AuthSettings {
   const configured = rawProfile !== undefined || rawMode !== undefined;
   const outbound = parseOutbound(get, problems, profile);
   if (!configured) {
+    // The issuer still names the token endpoint when outbound credentials are set.
+    const used = outbound ? [...OUTBOUND_VARS, 'ARP_AUTH_ISSUER'] : OUTBOUND_VARS;
     const ignored = Object.keys(env).filter(
-      (name) => name.startsWith('ARP_AUTH_') && get(name) !== undefined && !OUTBOUND_VARS.includes(name),
+      (name) => name.startsWith('ARP_AUTH_') && get(name) !== undefined && !used.includes(name),
     );
     return { ...disabledAuth, ...(outbound ? { outbound } : {}), ignored };
   }

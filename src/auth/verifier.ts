@@ -136,6 +136,8 @@ function describe(error: unknown): AuthFailure {
   if (error instanceof AuthFailure) return error;
   if (error instanceof errors.JWTExpired) return new AuthFailure('invalid_token', 'Token expired');
   if (error instanceof errors.JWTClaimValidationFailed) {
+    // A missing claim is a malformed token, as in the reference; a wrong one names the claim.
+    if (error.reason === 'missing') return new AuthFailure('invalid_token', 'Invalid token');
     if (error.claim === 'aud') return new AuthFailure('invalid_token', 'Invalid token audience');
     if (error.claim === 'iss') return new AuthFailure('invalid_token', 'Invalid token issuer');
     return new AuthFailure('invalid_token', 'Invalid token');
@@ -145,6 +147,8 @@ function describe(error: unknown): AuthFailure {
     error instanceof errors.JWKSTimeout ||
     error instanceof errors.JWKSInvalid ||
     error instanceof errors.JWKSMultipleMatchingKeys ||
+    // jose reports a JWKS endpoint that answers non-200 (or not JSON) with its generic error.
+    (error as { code?: unknown }).code === 'ERR_JOSE_GENERIC' ||
     !(error instanceof errors.JOSEError)
   ) {
     return new AuthFailure('invalid_token', 'Unable to fetch JWKS');
