@@ -8,7 +8,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { installAuth } from './auth/hooks.js';
+import { authorizeAssignment, installAuth } from './auth/hooks.js';
 import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
@@ -256,7 +256,13 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         ...(operation.requestBody ? { body: { $ref: `${schemaId(operation.requestBody)}#` } } : {}),
         // Path parameters are plain strings; the handlers check their shape (no per-request Ajv call).
       },
-      handler: (request, reply) => handler(request, reply, ctx),
+      handler: (request, reply) => {
+        const principal = request.principal;
+        if (principal?.kind !== 'assignment') return handler(request, reply, ctx);
+        return authorizeAssignment(request, principal.assignment, coordinator).then(() =>
+          handler(request, reply, ctx),
+        );
+      },
     });
   }
 

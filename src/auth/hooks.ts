@@ -4,10 +4,11 @@
  * onRequest (before routing and body parsing, so unknown routes answer 401 too): exempt paths pass;
  * `disabled` sets the dev principal; a missing or malformed header is 401 in `required` mode and the
  * anonymous principal in `optional` mode; an assignment token or a verified JWT sets the principal.
- * preHandler (after validation, so the body is known): an assignment principal may only make the
- * callbacks of a composite executor on its NodeRun's subtree; anything else is 403.
+ * authorizeAssignment (called by the route handler, after validation, so the body is known): an
+ * assignment principal may only make the callbacks of a composite executor on its NodeRun's
+ * subtree; anything else is 403.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { isTerminal } from '../core/model.js';
 import { ArpError } from '../errors.js';
@@ -74,25 +75,27 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
       }
       return done(reject(request, new AuthFailure('invalid_request', 'Missing Authorization header')));
     }
-    const parts = header.trim().split(/\s+/);
-    if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer' || !parts[1]) {
+    const token = bearerToken(header);
+    if (token === undefined) {
       return done(reject(request, new AuthFailure('invalid_request', 'Invalid Authorization header')));
     }
-    const token = parts[1];
     const assignment = coordinator.assignments.lookup(token);
     if (assignment) {
+      // Composite executors only call NodeRun operations; the exact scope is checked by
+      // authorizeAssignment once the route and body are known.
+      if (!request.url.startsWith('/v1/node-runs')) return done(forbidden(scopeMessage(assignment)));
       request.principal = { kind: 'assignment', sub: `assignment:${assignment.nodeRunId}`, assignment };
       return done();
     }
     const cached = verifier?.cached(token);
     if (cached) {
-      request.principal = { kind: 'user', sub: cached.sub, claims: cached.claims };
+      request.principal = cached.principal;
       return done();
     }
     if (!verifier) return done(reject(request, new AuthFailure('invalid_token', 'Invalid token')));
     verifier.verify(token).then(
       (verified) => {
-        request.principal = { kind: 'user', sub: verified.sub, claims: verified.claims };
+        request.principal = verified.principal;
         done();
       },
       (error: unknown) =>
@@ -104,18 +107,40 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
         ),
     );
   });
+}
 
-  app.addHook('preHandler', async (request: FastifyRequest, _reply: FastifyReply) => {
-    const principal = request.principal;
-    if (principal?.kind !== 'assignment') return;
-    await authorizeAssignment(request, principal.assignment, coordinator);
-  });
+/**
+ * The token of `Bearer <token>`: exactly two parts separated by whitespace, the scheme matched
+ * case-insensitively, as the reference services parse it. Undefined when malformed.
+ */
+export function bearerToken(header: string): string | undefined {
+  // The common, well-formed case without a regular expression over the whole token.
+  if (
+    header.startsWith('Bearer ') &&
+    header.length > 7 &&
+    header.indexOf(' ', 7) === -1 &&
+    header.indexOf('\t') === -1 &&
+    header.charCodeAt(7) > 32
+  ) {
+    return header.slice(7);
+  }
+  const value = header.trim();
+  const gap = value.search(/\s/);
+  if (gap < 0 || value.slice(0, gap).toLowerCase() !== 'bearer') return undefined;
+  const token = value.slice(gap).trimStart();
+  if (token === '' || /\s/.test(token)) return undefined;
+  return token;
 }
 
 const forbidden = (message: string) => new ArpError('forbidden', message);
+const scopeMessage = (assignment: Assignment) =>
+  `The assignment token only allows callbacks on NodeRun '${assignment.nodeRunId}' and its descendants`;
 
-/** The operations a composite executor makes, on its own NodeRun's subtree; nothing else. */
-async function authorizeAssignment(
+/**
+ * The operations a composite executor makes, on its own NodeRun's subtree; nothing else. Called by
+ * the route handler for assignment principals, after the body was parsed and validated.
+ */
+export async function authorizeAssignment(
   request: FastifyRequest,
   assignment: Assignment,
   coordinator: Coordinator,
@@ -126,7 +151,7 @@ async function authorizeAssignment(
     coordinator.assignments.revoke(assignment.nodeRunId);
     throw unauthorized(new AuthFailure('invalid_token', 'Assignment token is no longer valid'));
   }
-  const scope = `The assignment token only allows callbacks on NodeRun '${assignment.nodeRunId}' and its descendants`;
+  const scope = scopeMessage(assignment);
   const params = request.params as Record<string, string | undefined>;
   let target: string | undefined;
   switch (request.routeOptions.config.operationId) {

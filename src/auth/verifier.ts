@@ -11,6 +11,8 @@ import type { InboundAuth } from './settings.js';
 export interface VerifiedToken {
   readonly sub: string;
   readonly claims: JWTPayload;
+  /** The request principal for this token, built once and shared by every request that sends it. */
+  readonly principal: { readonly kind: 'user'; readonly sub: string; readonly claims: JWTPayload };
 }
 
 /** Why a token was refused, in the terms of the 401 answer (RFC 6750). */
@@ -36,7 +38,8 @@ type KeySet = ReturnType<typeof createRemoteJWKSet>;
 
 export class JwtVerifier {
   readonly #settings: InboundAuth;
-  readonly #cache = new Map<string, { token: VerifiedToken; until: number }>();
+  /** Keyed by the end of the token (its signature), which is unique and cheaper to hash. */
+  readonly #cache = new Map<string, { raw: string; token: VerifiedToken; until: number }>();
   readonly #cacheSize: number;
   readonly #cooldownMs: number;
   readonly #timeoutMs: number;
@@ -53,10 +56,11 @@ export class JwtVerifier {
 
   /** A token verified before and not expired since, without any async work (the hot path). */
   cached(token: string): VerifiedToken | undefined {
-    const hit = this.#cache.get(token);
-    if (!hit) return undefined;
+    const key = cacheKey(token);
+    const hit = this.#cache.get(key);
+    if (!hit || hit.raw !== token) return undefined;
     if (hit.until > this.#now()) return hit.token;
-    this.#cache.delete(token);
+    this.#cache.delete(key);
     return undefined;
   }
 
@@ -76,9 +80,11 @@ export class JwtVerifier {
     } catch (error) {
       throw describe(error);
     }
+    const sub = typeof payload.sub === 'string' ? payload.sub : '';
     const verified: VerifiedToken = {
-      sub: typeof payload.sub === 'string' ? payload.sub : '',
+      sub,
       claims: payload,
+      principal: { kind: 'user', sub, claims: payload },
     };
     this.#remember(token, verified, payload.exp);
     return verified;
@@ -96,7 +102,7 @@ export class JwtVerifier {
       this.#now() + 3_600_000,
     );
     if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
-    this.#cache.set(token, { token: verified, until });
+    this.#cache.set(cacheKey(token), { raw: token, token: verified, until });
   }
 
   #keySet(): Promise<KeySet> {
@@ -130,6 +136,8 @@ export class JwtVerifier {
     }
   }
 }
+
+const cacheKey = (token: string) => (token.length > 64 ? token.slice(-64) : token);
 
 /** jose's verdict in the reference services' words. */
 function describe(error: unknown): AuthFailure {
