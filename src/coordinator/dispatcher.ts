@@ -40,6 +40,19 @@ export interface DispatcherOptions {
 export const ATOMIC_EXECUTOR_ID = 'atomic-executor';
 export const COMPOSITE_EXECUTOR_ID = 'composite-executor';
 
+/** What both executors are told about a NodeRun: which one, what to do it with, and its limits. */
+function workOrder(record: NodeRunRecord, runContext: RunContext | undefined) {
+  const { nodeRun } = record;
+  return {
+    node_run_id: nodeRun.node_run_id,
+    run_id: nodeRun.run_id,
+    node_type_ref: nodeRun.node_type_ref,
+    inputs: nodeRun.inputs ?? {},
+    ...(runContext ? { run_context: runContext } : {}),
+    ...(record.constraints ? { constraints: record.constraints } : {}),
+  };
+}
+
 /** The error recorded on a NodeRun when a call to an executor failed. */
 function failureOf(error: unknown): ErrorDetail {
   if (error instanceof ServiceError || error instanceof TokenRequestError) {
@@ -74,19 +87,15 @@ export class Dispatcher implements ExecutionPort {
 
   cancel(nodeRun: NodeRun): void {
     const id = nodeRun.node_run_id;
-    const kind = nodeRun.kind;
-    if (kind === 'atomic' && this.#options.atomic) {
-      this.#options.atomic
-        .cancel(id)
-        .catch((error) => this.#options.onError(error, `cancel of atomic ${id}`));
-    }
-    if (kind === 'composite' && this.#options.composite) {
-      this.#options.composite
-        .cancel(id)
-        .catch((error) => this.#options.onError(error, `cancel of composite ${id}`));
-    }
+    if (nodeRun.kind) this.#tellExecutorToStop(nodeRun.kind, id);
     this.#inflight.get(id)?.abort();
     this.#clearDeadline(id);
+  }
+
+  /** Best effort, in the background: the executor's cancel endpoint (retried by the client). */
+  #tellExecutorToStop(kind: NodeKind, id: string): void {
+    const executor = kind === 'atomic' ? this.#options.atomic : this.#options.composite;
+    executor?.cancel(id).catch((error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
   }
 
   settled(nodeRunId: string): void {
@@ -230,12 +239,7 @@ export class Dispatcher implements ExecutionPort {
     try {
       const result = await this.#options.atomic!.execute(
         {
-          node_run_id: id,
-          run_id: nodeRun.run_id,
-          node_type_ref: nodeRun.node_type_ref,
-          inputs: nodeRun.inputs ?? {},
-          ...(runContext ? { run_context: runContext } : {}),
-          ...(record.constraints ? { constraints: record.constraints } : {}),
+          ...workOrder(record, runContext),
         },
         { timeoutMs: this.#options.executeTimeoutMs, signal: controller.signal },
       );
@@ -250,9 +254,7 @@ export class Dispatcher implements ExecutionPort {
       );
       // The executor may still be working on it: tell it to stop.
       if (outcome === 'completed' && error instanceof ServiceError && error.kind === 'timeout') {
-        this.#options
-          .atomic!.cancel(id)
-          .catch((cause) => this.#options.onError(cause, `cancel of atomic ${id}`));
+        this.#tellExecutorToStop('atomic', id);
       }
     }
   }
@@ -269,12 +271,7 @@ export class Dispatcher implements ExecutionPort {
     try {
       const response = await this.#options.composite!.begin(
         {
-          node_run_id: id,
-          run_id: nodeRun.run_id,
-          node_type_ref: nodeRun.node_type_ref,
-          inputs: nodeRun.inputs ?? {},
-          ...(runContext ? { run_context: runContext } : {}),
-          ...(record.constraints ? { constraints: record.constraints } : {}),
+          ...workOrder(record, runContext),
           coordinator_endpoint: this.#options.publicUrl!,
           assignment_token: token,
           ...(nodeRun.extensions ? { extensions: nodeRun.extensions } : {}),
