@@ -17,7 +17,6 @@ export interface OperationSpec {
   readonly method: 'GET' | 'POST';
   /** OpenAPI path, e.g. `/v1/runs/{run_id}:cancel`. */
   readonly path: string;
-  readonly pathParams: readonly string[];
   /** Component name of the JSON request body, if the operation has one. */
   readonly requestBody: string | undefined;
   /** Component name of the success body, or `ndjson`, or undefined for 204. */
@@ -69,7 +68,6 @@ function operationsOf(document: Json): OperationSpec[] {
   const operations: OperationSpec[] = [];
   for (const [path, item] of Object.entries<Json>(document.paths)) {
     for (const [method, operation] of Object.entries<Json>(item)) {
-      const parameters: Json[] = (operation.parameters ?? []).map((p: Json) => resolve(document, p));
       const [status, response] = Object.entries<Json>(operation.responses).find(([code]) =>
         code.startsWith('2'),
       )!;
@@ -84,7 +82,6 @@ function operationsOf(document: Json): OperationSpec[] {
         operationId: operation.operationId,
         method: method.toUpperCase() as OperationSpec['method'],
         path,
-        pathParams: parameters.filter((p) => p.in === 'path').map((p) => p.name as string),
         requestBody: requestSchema ? componentName(requestSchema.$ref) : undefined,
         success: { status: Number(status), body },
       });

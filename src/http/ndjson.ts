@@ -23,10 +23,6 @@ export class StreamRegistry {
     raw.once('close', () => this.#open.delete(raw));
   }
 
-  get size(): number {
-    return this.#open.size;
-  }
-
   /**
    * Ends every open stream cleanly and resolves once each has been handed to its socket, so that
    * closing the server afterwards cannot cut off a client that is still reading (the client sees a
