@@ -4,6 +4,7 @@
  * verified tokens (bounded, until `exp`). Through the real app with an injected verifier
  * (`deps.verifier`), and directly.
  */
+import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import type { InboundAuth } from '../../src/auth/settings.js';
 import { AuthFailure, JwtVerifier } from '../../src/auth/verifier.js';
@@ -173,8 +174,7 @@ describe('verified-token cache', () => {
     );
     const counting = verifier as CountingVerifier;
     const token = await idp.mint({}, { expiresIn: 300 });
-    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
-      .exp;
+    const exp = decodeJwt(token).exp!;
 
     expect((await startRun(bearer(token))).statusCode).toBe(200);
     expect(counting.verifications).toBe(1);
@@ -198,8 +198,7 @@ describe('verified-token cache', () => {
     );
     const counting = verifier as CountingVerifier;
     const token = await idp.mint({}, { expiresIn: 300 });
-    const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number })
-      .exp;
+    const exp = decodeJwt(token).exp!;
     expect((await startRun(bearer(token))).statusCode).toBe(200);
     now = exp * 1000 + 10_000; // past exp, within the default 60 s skew
     expect((await startRun(bearer(token))).statusCode).toBe(200);
