@@ -1,6 +1,7 @@
 /**
  * Pure decisions of the dispatch path: recording policy decisions, claiming a queued NodeRun for
- * an executor (exactly once, counted against `max_steps`), and recording what the executor said.
+ * an executor (exactly once; atomic executions count against `max_steps`), and recording what the
+ * executor said.
  */
 
 import { TERMINATION_CODES } from '../errors.js';
@@ -91,8 +92,10 @@ export function decideClaim(view: RunView, input: ClaimInput): Decision<ClaimOut
   if (input.refuse) {
     return { ...decideFail(view, input.nodeRunId, input.refuse, input.now, events), value: 'failed' };
   }
+  // A step is an atomic execution: composites decompose work, they do not perform it.
+  const step = input.kind === 'atomic' ? 1 : 0;
   const maxSteps = run.constraints?.budgets?.max_steps;
-  if (maxSteps !== undefined && run.steps + 1 > maxSteps) {
+  if (step > 0 && maxSteps !== undefined && run.steps + step > maxSteps) {
     const error: ErrorDetail = {
       code: 'budget_exceeded',
       message: `${TERMINATION_CODES.budget_exceeded} (max_steps)`,
@@ -110,7 +113,7 @@ export function decideClaim(view: RunView, input: ClaimInput): Decision<ClaimOut
   return {
     value: 'claimed',
     changes: {
-      run: { ...run, steps: run.steps + 1 },
+      ...(step > 0 ? { run: { ...run, steps: run.steps + step } } : {}),
       nodeRuns: [{ ...record, nodeRun, ...defined({ assignmentTokenHash: input.assignmentTokenHash }) }],
       events,
     },

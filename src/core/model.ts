@@ -25,7 +25,7 @@ export interface RunRecord {
   readonly startFingerprint: string;
   /** Absolute deadline (epoch ms) from `budgets.max_wall_time_ms`, if any. */
   readonly deadlineAt: number | undefined;
-  /** NodeRuns dispatched to an executor so far (counted against `budgets.max_steps`). */
+  /** Atomic NodeRuns dispatched to an executor so far (counted against `budgets.max_steps`). */
   readonly steps: number;
 }
 

@@ -1,5 +1,5 @@
 /**
- * How the dispatcher schedules work: `budgets.max_steps` caps the NodeRuns dispatched in a Run, at
+ * How the dispatcher schedules work: `budgets.max_steps` caps the atomic executions of a Run, at
  * most `dispatchConcurrency` dispatches run at once (the rest wait in creation order), and a queued
  * NodeRun whose Run was canceled meanwhile is never sent.
  */
@@ -63,7 +63,7 @@ describe('budgets.max_steps', () => {
     expect(ae.requests).toEqual([]);
   });
 
-  it('counts the composite root: with max_steps 2 its first child runs and the second fails', async () => {
+  it('counts atomic executions only: under a composite root, max_steps 2 runs two children and fails the third', async () => {
     const ae = await echoExecutor();
     const ce = await h.fake();
     ce.on('POST', CE_BEGIN, () => ({ json: { accepted: true } }));
@@ -75,33 +75,60 @@ describe('budgets.max_steps', () => {
     });
     const run = await startRun(t, { root_node_type_ref: plan, constraints: { budgets: { max_steps: 2 } } });
     await idle(t);
+    // The composite root decomposes; it is not a step.
     expect((await getNodeRun(t, run.root_node_run_id)).state).toBe('running');
-    // Acting as the composite executor.
+    // Acting as the composite executor: a plan of exactly max_steps atomic steps, then one more.
+    const create = async (n: number) => {
+      const created = await t.request({
+        method: 'POST',
+        url: '/v1/node-runs',
+        payload: {
+          run_id: run.run_id,
+          parent_node_run_id: run.root_node_run_id,
+          node_runs: [{ node_type_ref: echo, inputs: { n } }],
+        },
+      });
+      expect(created.statusCode, created.body).toBe(200);
+      await idle(t);
+      return (created.json().node_runs as { node_run_id: string }[])[0]!.node_run_id;
+    };
+    const first = await create(1);
+    const second = await create(2);
+    expect((await getNodeRun(t, first)).state).toBe('succeeded');
+    expect((await getNodeRun(t, second)).state).toBe('succeeded');
+    const third = await create(3);
+    const over = await getNodeRun(t, third);
+    expect(over.state).toBe('failed');
+    expect(completionError(over)).toMatchObject({
+      code: 'budget_exceeded',
+      details: { budget: 'max_steps', limit: 2, attempted: 3 },
+    });
+    expect(ae.requests.map(nodeRunIdOf)).toEqual([first, second]);
+    // A child's failure does not end the Run; its composite decides.
+    expect((await getRun(t, run.run_id)).state).toBe('running');
+  });
+
+  it('never fails a composite for max_steps: a composite child under max_steps 0 is still begun', async () => {
+    const ce = await h.fake();
+    ce.on('POST', CE_BEGIN, () => ({ json: { accepted: true } }));
+    const t = await h.app({ services: { compositeExecutor: ce.url }, publicUrl: 'http://127.0.0.1:1' });
+    const run = await startRun(t, { root_node_type_ref: plan, constraints: { budgets: { max_steps: 0 } } });
+    await idle(t);
     const created = await t.request({
       method: 'POST',
       url: '/v1/node-runs',
       payload: {
         run_id: run.run_id,
         parent_node_run_id: run.root_node_run_id,
-        node_runs: [
-          { node_type_ref: echo, inputs: { n: 1 } },
-          { node_type_ref: echo, inputs: { n: 2 } },
-        ],
+        node_runs: [{ node_type_ref: plan, inputs: {} }],
       },
     });
     expect(created.statusCode, created.body).toBe(200);
-    const [first, second] = created.json().node_runs as { node_run_id: string }[];
     await idle(t);
-    expect((await getNodeRun(t, first!.node_run_id)).state).toBe('succeeded');
-    const over = await getNodeRun(t, second!.node_run_id);
-    expect(over.state).toBe('failed');
-    expect(completionError(over)).toMatchObject({
-      code: 'budget_exceeded',
-      details: { budget: 'max_steps', limit: 2, attempted: 3 },
-    });
-    expect(ae.requests.map(nodeRunIdOf)).toEqual([first!.node_run_id]);
-    // A child's failure does not end the Run; its composite decides.
-    expect((await getRun(t, run.run_id)).state).toBe('running');
+    const child = (created.json().node_runs as { node_run_id: string }[])[0]!.node_run_id;
+    expect((await getNodeRun(t, run.root_node_run_id)).state).toBe('running');
+    expect((await getNodeRun(t, child)).state).toBe('running');
+    expect(ce.requests.filter((r) => r.path === CE_BEGIN)).toHaveLength(2);
   });
 });
 
