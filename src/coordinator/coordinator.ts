@@ -6,6 +6,7 @@
 import { AssignmentRegistry } from '../auth/assignments.js';
 import { decideComplete, decideEvaluation } from '../core/completion.js';
 import { decidePolicy } from '../core/dispatch.js';
+import { rejectReservedExtensions } from '../core/extensions.js';
 import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
 import { type Decision, type Effect, isTerminal, type RunView } from '../core/model.js';
 import { decideCreateNodeRuns } from '../core/node-runs.js';
@@ -76,6 +77,7 @@ export class Coordinator {
   async startRun(request: RunStartRequest): Promise<Run> {
     // An empty run_id means "generate one", as in the reference implementations.
     if (request.run_id) assertClientId('run_id', request.run_id);
+    rejectReservedExtensions(['/extensions', request.extensions]);
     const runId = request.run_id || this.#ids.runId();
     const rootKind = await this.#kinds.kindOf(request.root_node_type_ref);
     const rootNodeRunId = this.#ids.nodeRunId();
@@ -129,6 +131,10 @@ export class Coordinator {
   }
 
   async createNodeRuns(request: NodeRunsCreateRequest): Promise<NodeRun[]> {
+    rejectReservedExtensions(
+      ['/extensions', request.extensions],
+      ...request.node_runs.map((spec, i) => [`/node_runs/${i}/extensions`, spec.extensions] as const),
+    );
     const kinds = await this.#resolveKinds(request.node_runs.map((spec) => spec.node_type_ref));
     return this.commit(request.run_id, (view) =>
       decideCreateNodeRuns(view, {
@@ -147,11 +153,13 @@ export class Coordinator {
   }
 
   async reportEvaluation(nodeRunId: string, body: NodeRunEvaluationReportRequest): Promise<void> {
+    rejectReservedExtensions(['/extensions', body.extensions]);
     const runId = await this.#locate(nodeRunId);
     await this.commit(runId, (view) => decideEvaluation(view, nodeRunId, body, this.#clock.now()));
   }
 
   async completeNodeRun(nodeRunId: string, body: NodeRunCompleteRequest): Promise<void> {
+    rejectReservedExtensions(['/extensions', body.extensions]);
     const runId = await this.#locate(nodeRunId);
     await this.commit(runId, (view) => decideComplete(view, nodeRunId, body, this.#clock.now()));
   }
