@@ -25,6 +25,7 @@ import type {
 import type { Store } from '../store/store.js';
 import type { PolicyPort } from './policy.js';
 import {
+  alarmAt,
   type Clock,
   type ExecutionPort,
   type KindResolver,
@@ -58,7 +59,8 @@ export class Coordinator {
   readonly #policy: PolicyPort | undefined;
   readonly #timers: Timers;
   readonly #onBackgroundError: (error: unknown, context: string) => void;
-  readonly #deadlines = new Map<string, unknown>();
+  /** Run id → the function that disarms its wall-time deadline. */
+  readonly #deadlines = new Map<string, () => void>();
   /** Tokens handed to composite executors, revoked when their NodeRun finishes. */
   readonly assignments = new AssignmentRegistry();
 
@@ -166,7 +168,7 @@ export class Coordinator {
 
   /** Stops timers and the execution port. The store is closed by its owner. */
   async close(): Promise<void> {
-    for (const handle of this.#deadlines.values()) this.#timers.clearTimeout(handle);
+    for (const disarm of this.#deadlines.values()) disarm();
     this.#deadlines.clear();
     await this.#execution.close();
   }
@@ -234,18 +236,17 @@ export class Coordinator {
 
   #armDeadline(runId: string, at: number): void {
     this.#disarmDeadline(runId);
-    const delay = Math.max(0, at - this.#clock.now().getTime());
-    const handle = this.#timers.setTimeout(() => {
+    const disarm = alarmAt(this.#timers, this.#clock, at, () => {
       this.#deadlines.delete(runId);
       this.expireRun(runId).catch((error) => this.#onBackgroundError(error, `deadline of run ${runId}`));
-    }, delay);
-    this.#deadlines.set(runId, handle);
+    });
+    this.#deadlines.set(runId, disarm);
   }
 
   #disarmDeadline(runId: string): void {
-    const handle = this.#deadlines.get(runId);
-    if (handle === undefined) return;
-    this.#timers.clearTimeout(handle);
+    const disarm = this.#deadlines.get(runId);
+    if (disarm === undefined) return;
+    disarm();
     this.#deadlines.delete(runId);
   }
 

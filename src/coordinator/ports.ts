@@ -53,3 +53,23 @@ export const systemTimers: Timers = {
   },
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
+
+/** Longest delay a Node.js timer honours; a longer one fires after 1 ms. */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * Calls `fire` once `clock` reaches `at` (epoch ms), however far away that is: a time beyond one
+ * timer's range is reached through intermediate wake-ups. Returns the function that disarms it.
+ */
+export function alarmAt(timers: Timers, clock: Clock, at: number, fire: () => void): () => void {
+  let handle: unknown;
+  const arm = () => {
+    const delay = at - clock.now().getTime();
+    handle =
+      delay > MAX_TIMER_DELAY_MS
+        ? timers.setTimeout(arm, MAX_TIMER_DELAY_MS)
+        : timers.setTimeout(fire, Math.max(0, delay));
+  };
+  arm();
+  return () => timers.clearTimeout(handle);
+}
