@@ -268,6 +268,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
 
   app.addHook('preClose', () => {
     closing = true;
+    coordinator.stop();
     return streams.endAll();
   });
   app.addHook('onClose', async () => {

@@ -63,6 +63,7 @@ export class Coordinator {
   readonly #deadlines = new Map<string, () => void>();
   /** Tokens handed to composite executors, revoked when their NodeRun finishes. */
   readonly assignments = new AssignmentRegistry();
+  #stopping = false;
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -166,8 +167,20 @@ export class Coordinator {
     await this.commit(runId, (view) => decideComplete(view, nodeRunId, body, this.#clock.now()));
   }
 
+  /** True once shutdown has begun: no new work is started. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Shutdown begins: start no more work (dispatches already executing may still finish). */
+  stop(): void {
+    this.#stopping = true;
+    this.#execution.stop();
+  }
+
   /** Stops timers and the execution port. The store is closed by its owner. */
   async close(): Promise<void> {
+    this.stop();
     for (const disarm of this.#deadlines.values()) disarm();
     this.#deadlines.clear();
     await this.#execution.close();

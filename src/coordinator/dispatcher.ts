@@ -104,6 +104,12 @@ export class Dispatcher implements ExecutionPort {
     this.#clearDeadline(nodeRunId);
   }
 
+  stop(): void {
+    this.#closed = true;
+    this.#queue.length = 0;
+    this.#head = 0;
+  }
+
   /** Resolves when no dispatch is queued or in progress (for tests and shutdown). */
   idle(): Promise<void> {
     if (this.#active === 0 && this.#pending() === 0) return Promise.resolve();
@@ -111,9 +117,7 @@ export class Dispatcher implements ExecutionPort {
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#queue.length = 0;
-    this.#head = 0;
+    this.stop();
     for (const controller of this.#inflight.values()) controller.abort();
     for (const id of [...this.#deadlines.keys()]) this.#clearDeadline(id);
     await this.idle();
@@ -152,6 +156,7 @@ export class Dispatcher implements ExecutionPort {
     const now = () => this.#coordinator.now();
 
     const kind = record.nodeRun.kind ?? (await this.#options.kinds.kindOf(record.nodeRun.node_type_ref));
+    if (this.#closed) return;
     if (!kind) {
       await this.#coordinator.commit(runId, (view) =>
         decideFail(
@@ -164,6 +169,9 @@ export class Dispatcher implements ExecutionPort {
       return;
     }
     const policy = await this.#decide(record, run.run.run_context);
+    // Shutdown began while the kind or the policy was being asked: claim nothing. The NodeRun stays
+    // queued (a durable store hands it to another instance).
+    if (this.#closed) return;
     const refuse = this.#refusal(kind);
     const binding = this.#binding(kind);
     const token = kind === 'composite' && !refuse ? randomBytes(32).toString('base64url') : undefined;

@@ -30,6 +30,8 @@ export interface ExecutionPort {
   cancel(nodeRun: NodeRun): void;
   /** A NodeRun reached a terminal state, however it got there (to drop its deadline and the like). */
   settled(nodeRunId: string): void;
+  /** Shutdown begins: start nothing new from now on. */
+  stop(): void;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,7 @@ export const noExecution: ExecutionPort = {
   dispatch: () => {},
   cancel: () => {},
   settled: () => {},
+  stop: () => {},
   close: async () => {},
 };
 

@@ -160,11 +160,9 @@ export function decideFail(
   leadingEvents: readonly EventDraft[] = [],
 ): Decision<CompletionOutcome> {
   const record = view.nodeRun(nodeRunId);
-  if (!record || isTerminal(record.nodeRun.state)) {
-    return leadingEvents.length > 0
-      ? { value: 'unchanged', changes: { events: leadingEvents } }
-      : { value: 'unchanged' };
-  }
+  // Already ended (e.g. canceled while a policy decision was pending): nothing is recorded, not even
+  // the leading events, because nothing may follow a NodeRun's end in its Run's log.
+  if (!record || isTerminal(record.nodeRun.state)) return { value: 'unchanged' };
   const result = completeRecord(view, record, { state: 'failed', error }, now.toISOString(), {
     byCoordinator: true,
     executed: false,

@@ -45,8 +45,9 @@ const denied = (policy: PolicyRecord): ErrorDetail => ({
 });
 
 /**
- * Records a policy decision about a NodeRun; anything but `allow` fails it with `policy_denied`
- * (`require_approval` too: there is no approval workflow).
+ * Records a policy decision about an unfinished NodeRun; anything but `allow` fails it with
+ * `policy_denied` (`require_approval` too: there is no approval workflow). The value says whether
+ * the NodeRun may go on.
  */
 export function decidePolicy(
   view: RunView,
@@ -54,6 +55,12 @@ export function decidePolicy(
   policy: PolicyRecord,
   now: Date,
 ): Decision<boolean> {
+  const record = view.nodeRun(nodeRunId);
+  const run = view.record;
+  // The NodeRun or its Run ended while the decision was pending: a late decision is not recorded.
+  if (!record || !run || isTerminal(record.nodeRun.state) || isTerminal(run.run.state)) {
+    return { value: false };
+  }
   const time = now.toISOString();
   const event = policyEvent(nodeRunId, policy, time);
   if (policy.decision.decision === 'allow') return { value: true, changes: { events: [event] } };
