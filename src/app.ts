@@ -33,6 +33,10 @@ export interface AppOptions {
   readonly bodyLimit: number;
   /** Finished Runs kept by the default memory store. */
   readonly maxFinishedRuns: number;
+  /** Unfinished Runs at most; beyond it a new Run is a retryable 503. */
+  readonly maxLiveRuns: number;
+  /** Wall-time budget of a Run that sets none (none when absent). */
+  readonly defaultMaxWallTimeMs?: number;
   /** One info line per request (method, path, status, time). Off by default: it costs throughput. */
   readonly logRequests: boolean;
   /** Commit the service was built from, reported by /v1/version. */
@@ -46,6 +50,7 @@ export interface AppOptions {
 export const defaultAppOptions: AppOptions = {
   bodyLimit: 1024 * 1024,
   maxFinishedRuns: 10_000,
+  maxLiveRuns: 100_000,
   logRequests: false,
   orchestration: defaultOrchestration,
   auth: disabledAuth,
@@ -122,7 +127,16 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     store,
     contract,
     options.orchestration,
-    { ...(options.auth.outbound ? { outboundAuth: options.auth.outbound } : {}), ...deps },
+    {
+      ...(options.auth.outbound ? { outboundAuth: options.auth.outbound } : {}),
+      limits: {
+        maxLiveRuns: options.maxLiveRuns,
+        ...(options.defaultMaxWallTimeMs !== undefined
+          ? { defaultMaxWallTimeMs: options.defaultMaxWallTimeMs }
+          : {}),
+      },
+      ...deps,
+    },
     onBackgroundError,
   );
   const { coordinator } = wired;

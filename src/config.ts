@@ -36,6 +36,8 @@ export const ENV_DEFAULTS = {
   RC_LOG_REQUESTS: 'false',
   RC_BODY_LIMIT_BYTES: String(1024 * 1024),
   RC_MAX_FINISHED_RUNS: '10000',
+  RC_MAX_LIVE_RUNS: '100000',
+  RC_DEFAULT_MAX_WALL_TIME_MS: '',
   RC_SHUTDOWN_TIMEOUT_MS: '10000',
   RC_BUILD_COMMIT: '',
   RC_ATOMIC_EXECUTOR_URL: '',
@@ -162,6 +164,17 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     orchestration: Object.freeze({ ...orchestration, services: Object.freeze(services) }),
     bodyLimit: integer('RC_BODY_LIMIT_BYTES', read('RC_BODY_LIMIT_BYTES'), 1024, 1024 * 1024 * 1024),
     maxFinishedRuns: integer('RC_MAX_FINISHED_RUNS', read('RC_MAX_FINISHED_RUNS'), 1, 100_000_000),
+    maxLiveRuns: integer('RC_MAX_LIVE_RUNS', read('RC_MAX_LIVE_RUNS'), 1, 100_000_000),
+    ...(read('RC_DEFAULT_MAX_WALL_TIME_MS')
+      ? {
+          defaultMaxWallTimeMs: integer(
+            'RC_DEFAULT_MAX_WALL_TIME_MS',
+            read('RC_DEFAULT_MAX_WALL_TIME_MS'),
+            1,
+            Number.MAX_SAFE_INTEGER,
+          ),
+        }
+      : {}),
     logRequests: boolean('RC_LOG_REQUESTS'),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
   };

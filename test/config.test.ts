@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       app: {
         bodyLimit: 1_048_576,
         maxFinishedRuns: 10_000,
+        maxLiveRuns: 100_000,
         logRequests: false,
         orchestration: defaultOrchestration,
         auth: disabledAuth,
@@ -31,6 +32,8 @@ describe('loadConfig', () => {
       RC_LOG_REQUESTS: 'yes',
       RC_BODY_LIMIT_BYTES: '2048',
       RC_MAX_FINISHED_RUNS: '5',
+      RC_MAX_LIVE_RUNS: '7',
+      RC_DEFAULT_MAX_WALL_TIME_MS: '2592000000',
       RC_SHUTDOWN_TIMEOUT_MS: '0',
       RC_BUILD_COMMIT: 'abc123',
     });
@@ -42,6 +45,8 @@ describe('loadConfig', () => {
       app: {
         bodyLimit: 2048,
         maxFinishedRuns: 5,
+        maxLiveRuns: 7,
+        defaultMaxWallTimeMs: 2_592_000_000,
         logRequests: true,
         buildCommit: 'abc123',
         orchestration: defaultOrchestration,
@@ -113,6 +118,8 @@ describe('loadConfig', () => {
           RC_LOG_REQUESTS: 'maybe',
           RC_BODY_LIMIT_BYTES: '-1',
           RC_MAX_FINISHED_RUNS: '0',
+          RC_MAX_LIVE_RUNS: '0',
+          RC_DEFAULT_MAX_WALL_TIME_MS: 'forever',
         },
         ['--verbose'],
       );
@@ -120,7 +127,9 @@ describe('loadConfig', () => {
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       const problems = (error as ConfigError).problems;
-      expect(problems).toHaveLength(6);
+      expect(problems).toHaveLength(8);
+      expect(problems.join('\n')).toMatch(/RC_MAX_LIVE_RUNS.*'0'/);
+      expect(problems.join('\n')).toMatch(/RC_DEFAULT_MAX_WALL_TIME_MS.*'forever'/);
       expect(problems.join('\n')).toMatch(/RC_PORT.*'http'/);
       expect(problems.join('\n')).toMatch(/LOG_LEVEL/);
       expect(problems.join('\n')).toMatch(/--verbose/);

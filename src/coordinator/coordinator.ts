@@ -46,8 +46,17 @@ export interface CoordinatorDeps {
   /** The `run.start` checkpoint; without one, Runs start without a policy decision. */
   readonly policy?: PolicyPort;
   readonly timers?: Timers;
+  /** Limits on what callers can make the coordinator hold. */
+  readonly limits?: CoordinatorLimits;
   /** Called when background work (deadlines, effects) fails; it never reaches a client. */
   readonly onBackgroundError?: (error: unknown, context: string) => void;
+}
+
+export interface CoordinatorLimits {
+  /** Unfinished Runs at most; a new Run beyond it is a retryable 503. */
+  readonly maxLiveRuns?: number;
+  /** Wall-time budget of a Run that sets none. */
+  readonly defaultMaxWallTimeMs?: number;
 }
 
 export class Coordinator {
@@ -59,6 +68,7 @@ export class Coordinator {
   readonly #policy: PolicyPort | undefined;
   readonly #timers: Timers;
   readonly #onBackgroundError: (error: unknown, context: string) => void;
+  readonly #limits: CoordinatorLimits;
   /** Run id → the function that disarms its wall-time deadline. */
   readonly #deadlines = new Map<string, () => void>();
   /** Tokens handed to composite executors, revoked when their NodeRun finishes. */
@@ -75,6 +85,7 @@ export class Coordinator {
     this.#policy = deps.policy;
     this.#timers = deps.timers ?? systemTimers;
     this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
+    this.#limits = deps.limits ?? {};
   }
 
   async startRun(request: RunStartRequest): Promise<Run> {
@@ -84,8 +95,21 @@ export class Coordinator {
     const runId = request.run_id || this.#ids.runId();
     const rootKind = await this.#kinds.kindOf(request.root_node_type_ref);
     const rootNodeRunId = this.#ids.nodeRunId();
+    const { maxLiveRuns, defaultMaxWallTimeMs } = this.#limits;
+    const full =
+      maxLiveRuns !== undefined && (await this.store.countLiveRuns()) >= maxLiveRuns
+        ? { limit: maxLiveRuns }
+        : undefined;
     const started = await this.store.mutate(runId, (view) =>
-      decideStartRun(view, { request, runId, rootNodeRunId, rootKind, now: this.#clock.now() }),
+      decideStartRun(view, {
+        request,
+        runId,
+        rootNodeRunId,
+        rootKind,
+        now: this.#clock.now(),
+        ...(defaultMaxWallTimeMs !== undefined ? { defaultMaxWallTimeMs } : {}),
+        ...(full ? { full } : {}),
+      }),
     );
     // An identical retry returns the existing Run and starts nothing.
     if (!started.changes || !this.#policy) {

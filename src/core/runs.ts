@@ -25,6 +25,18 @@ export interface StartRunInput {
   readonly rootNodeRunId: string;
   readonly rootKind: NodeKind | undefined;
   readonly now: Date;
+  /** Wall-time budget given to a Run whose constraints set none. */
+  readonly defaultMaxWallTimeMs?: number;
+  /** Set when no new Run may start (the live-Run cap); an identical retry is still answered. */
+  readonly full?: { readonly limit: number };
+}
+
+/** The Run's own constraints, with the default wall-time budget when it sets none. */
+function runConstraints(input: StartRunInput) {
+  const merged = mergeConstraints(input.request.constraints);
+  const wallTime = input.defaultMaxWallTimeMs;
+  if (wallTime === undefined || merged?.budgets?.max_wall_time_ms !== undefined) return merged;
+  return { ...merged, budgets: { ...merged?.budgets, max_wall_time_ms: wallTime } };
 }
 
 export function decideStartRun(view: RunView, input: StartRunInput): Decision<Run> {
@@ -36,8 +48,14 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
       details: { run_id: runId },
     });
   }
+  if (input.full) {
+    throw new ArpError('service_unavailable', 'Too many unfinished Runs; retry later', {
+      details: { limit: input.full.limit },
+      retryable: true,
+    });
+  }
   const time = now.toISOString();
-  const constraints = mergeConstraints(request.constraints);
+  const constraints = runConstraints(input);
   const run: Run = withExtensions(
     defined({
       run_id: runId,

@@ -62,6 +62,10 @@ export class MemoryStore implements Store {
     return runId === undefined ? undefined : this.#runs.get(runId)?.nodeRuns.get(nodeRunId);
   }
 
+  async countLiveRuns(): Promise<number> {
+    return this.#runs.size - this.#finished.size;
+  }
+
   async locate(nodeRunId: string): Promise<string | undefined> {
     return this.#locations.get(nodeRunId);
   }

@@ -17,6 +17,8 @@ export interface Store {
   read<T>(runId: string, read: (view: RunView) => T): Promise<T>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   getNodeRun(nodeRunId: string): Promise<NodeRunRecord | undefined>;
+  /** Number of Runs that have not finished. */
+  countLiveRuns(): Promise<number>;
   /** Run id of a NodeRun (a NodeRun never moves between Runs). */
   locate(nodeRunId: string): Promise<string | undefined>;
   /** Calls `listener` after each commit that appends events to `runId`. Returns the unsubscribe. */
