@@ -4,13 +4,13 @@
  */
 
 import { AssignmentRegistry } from '../auth/assignments.js';
-import { decideComplete, decideEvaluation } from '../core/completion.js';
+import { decideComplete, decideEvaluation, nodeRunNeeds } from '../core/completion.js';
 import { decidePolicy } from '../core/dispatch.js';
 import { rejectReservedExtensions } from '../core/extensions.js';
 import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
-import { type Decision, type Effect, isTerminal, type RunView } from '../core/model.js';
-import { decideCreateNodeRuns } from '../core/node-runs.js';
-import { decideStartRun, decideTerminateRun } from '../core/runs.js';
+import { type Decision, type Effect, isTerminal, type Needs, type RunView } from '../core/model.js';
+import { createNeeds, decideCreateNodeRuns } from '../core/node-runs.js';
+import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../core/runs.js';
 import { nodeRunNotFound, runNotFound } from '../errors.js';
 import type {
   NodeKind,
@@ -22,7 +22,7 @@ import type {
   Run,
   RunStartRequest,
 } from '../gen/contract.js';
-import type { Store } from '../store/store.js';
+import type { CommittedDecision, Store } from '../store/store.js';
 import type { PolicyPort } from './policy.js';
 import {
   alarmAt,
@@ -100,7 +100,7 @@ export class Coordinator {
       maxLiveRuns !== undefined && (await this.store.countLiveRuns()) >= maxLiveRuns
         ? { limit: maxLiveRuns }
         : undefined;
-    const started = await this.store.mutate(runId, (view) =>
+    const started = await this.store.mutate(runId, RUN_ONLY, (view) =>
       decideStartRun(view, {
         request,
         runId,
@@ -125,10 +125,10 @@ export class Coordinator {
       ...(request.run_context ? { run_context: request.run_context } : {}),
       ...(request.constraints ? { constraints: request.constraints } : {}),
     });
-    const recorded = await this.store.mutate(runId, (view) =>
+    const recorded = await this.store.mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>
       decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
     );
-    this.#announceSettled(recorded);
+    this.#settle(recorded);
     this.#runEffects(started.effects);
     this.#runEffects(recorded.effects);
     // A denied start is not an HTTP error: the Run exists, failed, with its audit trail.
@@ -152,7 +152,7 @@ export class Coordinator {
   }
 
   async cancelRun(runId: string): Promise<Run> {
-    return this.commit(runId, (view) =>
+    return this.commit(runId, RUN_ONLY, (view) =>
       decideTerminateRun(view, { now: this.#clock.now(), state: 'canceled', reason: 'run_canceled' }),
     );
   }
@@ -163,7 +163,7 @@ export class Coordinator {
       ...request.node_runs.map((spec, i) => [`/node_runs/${i}/extensions`, spec.extensions] as const),
     );
     const kinds = await this.#resolveKinds(request.node_runs.map((spec) => spec.node_type_ref));
-    return this.commit(request.run_id, (view) =>
+    return this.commit(request.run_id, createNeeds(request), (view) =>
       decideCreateNodeRuns(view, {
         request,
         now: this.#clock.now(),
@@ -182,13 +182,17 @@ export class Coordinator {
   async reportEvaluation(nodeRunId: string, body: NodeRunEvaluationReportRequest): Promise<void> {
     rejectReservedExtensions(['/extensions', body.extensions]);
     const runId = await this.#locate(nodeRunId);
-    await this.commit(runId, (view) => decideEvaluation(view, nodeRunId, body, this.#clock.now()));
+    await this.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
+      decideEvaluation(view, nodeRunId, body, this.#clock.now()),
+    );
   }
 
   async completeNodeRun(nodeRunId: string, body: NodeRunCompleteRequest): Promise<void> {
     rejectReservedExtensions(['/extensions', body.extensions]);
     const runId = await this.#locate(nodeRunId);
-    await this.commit(runId, (view) => decideComplete(view, nodeRunId, body, this.#clock.now()));
+    await this.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
+      decideComplete(view, nodeRunId, body, this.#clock.now()),
+    );
   }
 
   /** True once shutdown has begun: no new work is started. */
@@ -226,9 +230,9 @@ export class Coordinator {
   }
 
   /** Commits a decision on one Run and carries out its effects; the value is the decision's. */
-  async commit<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<T> {
-    const decision = await this.store.mutate(runId, decide);
-    this.#announceSettled(decision);
+  async commit<T>(runId: string, needs: Needs, decide: (view: RunView) => Decision<T>): Promise<T> {
+    const decision = await this.store.mutate(runId, needs, decide);
+    this.#settle(decision);
     this.#runEffects(decision.effects);
     return decision.value;
   }
@@ -237,13 +241,23 @@ export class Coordinator {
     for (const effect of effects ?? []) this.#run(effect);
   }
 
-  /** Tells the execution port about NodeRuns a commit made terminal. */
-  #announceSettled(decision: Decision<unknown>): void {
-    for (const record of decision.changes?.nodeRuns ?? []) {
-      if (!isTerminal(record.nodeRun.state)) continue;
-      this.assignments.revoke(record.nodeRun.node_run_id);
-      this.#execution.settled(record.nodeRun.node_run_id);
+  /**
+   * After a commit: NodeRuns it made terminal lose their assignment token and whatever the execution
+   * port held for them; those its cascade ended while an executor had them get a cancel call.
+   */
+  #settle(decision: CommittedDecision<unknown>): void {
+    for (const record of decision.changes?.updated ?? []) {
+      if (isTerminal(record.nodeRun.state)) this.#ended(record.nodeRun.node_run_id);
     }
+    for (const execution of decision.ended) {
+      this.#ended(execution.nodeRunId);
+      this.#run({ type: 'cancel_execution', execution });
+    }
+  }
+
+  #ended(nodeRunId: string): void {
+    this.assignments.revoke(nodeRunId);
+    this.#execution.settled(nodeRunId);
   }
 
   #run(effect: Effect): void {
@@ -253,7 +267,7 @@ export class Coordinator {
           this.#execution.dispatch(effect.nodeRunId);
           return;
         case 'cancel_execution':
-          this.#execution.cancel(effect.nodeRun);
+          this.#execution.cancel(effect.execution);
           return;
         case 'arm_deadline':
           this.#armDeadline(effect.runId, effect.at);
@@ -289,7 +303,7 @@ export class Coordinator {
 
   /** The Run's `max_wall_time_ms` has passed: end it like a cancel, but `failed`. */
   async expireRun(runId: string): Promise<Run> {
-    return this.commit(runId, (view) => {
+    return this.commit(runId, RUN_ONLY, (view) => {
       const limit = view.record?.constraints?.budgets?.max_wall_time_ms;
       return decideTerminateRun(view, {
         now: this.#clock.now(),

@@ -12,9 +12,9 @@ import type { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import type { CompositeExecutorClient } from '../clients/composite-executor.js';
 import { ServiceError } from '../clients/http.js';
 import type { ErrorDetail } from '../core/completion.js';
-import { decideFail } from '../core/completion.js';
+import { decideFail, nodeRunNeeds } from '../core/completion.js';
 import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
-import { isTerminal, type NodeRunRecord } from '../core/model.js';
+import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
 import type { ExecutorBinding, NodeKind, NodeRun, RunContext } from '../gen/contract.js';
 import type { Coordinator } from './coordinator.js';
 import type { PolicyPort } from './policy.js';
@@ -85,9 +85,9 @@ export class Dispatcher implements ExecutionPort {
     this.#pump();
   }
 
-  cancel(nodeRun: NodeRun): void {
-    const id = nodeRun.node_run_id;
-    if (nodeRun.kind) this.#tellExecutorToStop(nodeRun.kind, id);
+  cancel(execution: EndedExecution): void {
+    const id = execution.nodeRunId;
+    if (execution.kind) this.#tellExecutorToStop(execution.kind, id);
     this.#inflight.get(id)?.abort();
     this.#clearDeadline(id);
   }
@@ -158,7 +158,7 @@ export class Dispatcher implements ExecutionPort {
     const kind = record.nodeRun.kind ?? (await this.#options.kinds.kindOf(record.nodeRun.node_type_ref));
     if (this.#closed) return;
     if (!kind) {
-      await this.#coordinator.commit(runId, (view) =>
+      await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
         decideFail(
           view,
           nodeRunId,
@@ -178,7 +178,7 @@ export class Dispatcher implements ExecutionPort {
     // Registered before the claim, so that a cancel arriving right after it is never missed.
     const controller = new AbortController();
     this.#inflight.set(nodeRunId, controller);
-    const claim = await this.#coordinator.commit(runId, (view) =>
+    const claim = await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
       decideClaim(view, {
         nodeRunId,
         kind,
@@ -251,13 +251,13 @@ export class Dispatcher implements ExecutionPort {
         },
         { timeoutMs: this.#options.executeTimeoutMs, signal: controller.signal },
       );
-      await this.#coordinator.commit(nodeRun.run_id, (view) =>
+      await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideExecutionResult(view, id, result, this.#coordinator.now()),
       );
     } catch (error) {
       // Aborted because the NodeRun finished some other way (canceled, completed by a worker).
       if (controller.signal.aborted) return;
-      const outcome = await this.#coordinator.commit(nodeRun.run_id, (view) =>
+      const outcome = await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideFail(view, id, failureOf(error), this.#coordinator.now()),
       );
       // The executor may still be working on it: tell it to stop.
@@ -299,7 +299,7 @@ export class Dispatcher implements ExecutionPort {
     }
     if (failure) {
       const detail = failure;
-      await this.#coordinator.commit(nodeRun.run_id, (view) =>
+      await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideFail(view, id, detail, this.#coordinator.now()),
       );
       return;
@@ -323,7 +323,7 @@ export class Dispatcher implements ExecutionPort {
 
   async #expireComposite(nodeRun: NodeRun, timeoutMs: number): Promise<void> {
     const id = nodeRun.node_run_id;
-    const outcome = await this.#coordinator.commit(nodeRun.run_id, (view) =>
+    const outcome = await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
       decideFail(
         view,
         id,
@@ -335,7 +335,7 @@ export class Dispatcher implements ExecutionPort {
         this.#coordinator.now(),
       ),
     );
-    if (outcome === 'completed') this.cancel(nodeRun);
+    if (outcome === 'completed') this.cancel({ nodeRunId: id, kind: 'composite' });
   }
 
   #clearDeadline(id: string): void {

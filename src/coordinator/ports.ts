@@ -4,7 +4,8 @@
  */
 
 import { kindFromPrefix } from '../core/ids.js';
-import type { NodeKind, NodeRun, NodeTypeRef } from '../gen/contract.js';
+import type { EndedExecution } from '../core/model.js';
+import type { NodeKind, NodeTypeRef } from '../gen/contract.js';
 
 export interface Clock {
   now(): Date;
@@ -27,7 +28,7 @@ export interface ExecutionPort {
   /** A NodeRun became `queued`. Must return at once; execution happens in the background. */
   dispatch(nodeRunId: string): void;
   /** The coordinator ended a `running` NodeRun; tell its executor (best effort, in the background). */
-  cancel(nodeRun: NodeRun): void;
+  cancel(execution: EndedExecution): void;
   /** A NodeRun reached a terminal state, however it got there (to drop its deadline and the like). */
   settled(nodeRunId: string): void;
   /** Shutdown begins: start nothing new from now on. */

@@ -21,12 +21,12 @@ import {
   type EventDraft,
   EXT,
   isTerminal,
+  type Needs,
   type NodeRun,
   type NodeRunRecord,
   type Run,
   type RunView,
 } from './model.js';
-import { cancellationEffects, endByCoordinator } from './runs.js';
 import { defined } from './shape.js';
 
 export type CompletionOutcome = 'completed' | 'unchanged';
@@ -38,18 +38,8 @@ export function requireNodeRun(view: RunView, nodeRunId: string): NodeRunRecord 
   return record;
 }
 
-/** Every unfinished descendant of `record`, ended by the coordinator because its ancestor finished. */
-function endDescendants(view: RunView, record: NodeRunRecord, time: string): NodeRunRecord[] {
-  const ended: NodeRunRecord[] = [];
-  const pending = [...view.children(record.nodeRun.node_run_id)];
-  for (let id = pending.pop(); id !== undefined; id = pending.pop()) {
-    const child = view.nodeRun(id);
-    if (!child) continue;
-    pending.push(...view.children(id));
-    if (!isTerminal(child.nodeRun.state)) ended.push(endByCoordinator(child, 'parent_completed', time));
-  }
-  return ended;
-}
+/** What every decision about one NodeRun reads: that NodeRun (and its Run's record). */
+export const nodeRunNeeds = (nodeRunId: string): Needs => ({ nodeRuns: [nodeRunId] });
 
 export interface Completion {
   readonly state: NodeRunTerminalState;
@@ -92,13 +82,12 @@ export function completeRecord(
   if (completion.error) extensions[EXT.completionError] = completion.error;
   if (Object.keys(extensions).length > 0) completed.extensions = extensions;
 
-  const ended = endDescendants(view, record, time);
   const events: EventDraft[] = [...(options.leadingEvents ?? [])];
   const id = nodeRun.node_run_id;
   if (options.executed && nodeRun.kind === 'atomic') {
     events.push({ type: 'atomic_executed', time, node_run_id: id, data: { state: completion.state } });
   }
-  const effects: Effect[] = cancellationEffects(ended, (childId) => view.nodeRun(childId));
+  const effects: Effect[] = [];
   let run: Run | undefined;
   const runRecord = view.record;
   if (runRecord && runRecord.run.root_node_run_id === id && !isTerminal(runRecord.run.state)) {
@@ -117,7 +106,11 @@ export function completeRecord(
   return {
     changes: {
       ...(run && runRecord ? { run: { ...runRecord, run } } : {}),
-      nodeRuns: [updated, ...ended],
+      updated: [updated],
+      // Its unfinished descendants end with it.
+      ...(record.childCount > 0
+        ? { cascade: { from: id, inclusive: false, reason: 'parent_completed' as const, time } }
+        : {}),
       events,
     },
     effects,
@@ -198,5 +191,5 @@ export function decideEvaluation(
       data: { ...body.recovery_action },
     });
   }
-  return { value: undefined, changes: { nodeRuns: [{ ...record, nodeRun }], events } };
+  return { value: undefined, changes: { updated: [{ ...record, nodeRun }], events } };
 }

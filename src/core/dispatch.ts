@@ -121,7 +121,7 @@ export function decideClaim(view: RunView, input: ClaimInput): Decision<ClaimOut
     value: 'claimed',
     changes: {
       ...(step > 0 ? { run: { ...run, steps: run.steps + step } } : {}),
-      nodeRuns: [{ ...record, nodeRun, ...defined({ assignmentTokenHash: input.assignmentTokenHash }) }],
+      updated: [{ ...record, nodeRun, ...defined({ assignmentTokenHash: input.assignmentTokenHash }) }],
       events,
     },
   };

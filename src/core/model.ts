@@ -2,6 +2,7 @@
  * The coordinator's state as the pure core sees it: wire objects (exactly as served) plus the
  * bookkeeping that never goes on the wire. Records are immutable; a change replaces the record.
  */
+import type { TerminationCode } from '../errors.js';
 import type { ConstraintEnvelope, NodeKind, NodeRun, Run, RunEvent, RunEventType } from '../gen/contract.js';
 
 export type { ConstraintEnvelope, NodeKind, NodeRun, Run, RunEvent, RunEventType };
@@ -58,40 +59,67 @@ export interface EventDraft {
   readonly extensions?: Record<string, unknown>;
 }
 
-/** Read-only view of one Run and everything in it, consistent for the duration of one decision. */
+/**
+ * What a decision reads besides its Run's record (always loaded). A store loads exactly this, so a
+ * decision costs the same in a Run of ten NodeRuns as in a Run of ten thousand.
+ */
+export interface Needs {
+  /** NodeRuns read by id (an id that belongs to another Run is only `locate`d). */
+  readonly nodeRuns?: readonly string[];
+  /** NodeRuns looked up by idempotency key under one parent. */
+  readonly idempotency?: { readonly parentId: string; readonly keys: readonly string[] };
+}
+
+/** Read-only view of one Run, consistent for the duration of one decision, holding what it `Needs`. */
 export interface RunView {
   readonly runId: string;
   readonly record: RunRecord | undefined;
+  /** A NodeRun of this Run named in `Needs.nodeRuns` (undefined when it is not in this Run). */
   nodeRun(nodeRunId: string): NodeRunRecord | undefined;
-  /** Run id of any NodeRun the coordinator holds, in this Run or another one. */
+  /** Run id of a NodeRun named in `Needs.nodeRuns`, in this Run or another one. */
   locate(nodeRunId: string): string | undefined;
+  /** NodeRuns in this Run, in any state. */
   nodeRunCount(): number;
-  /** The NodeRun created under `parentId` with this idempotency key, if any. */
+  /** NodeRuns in this Run that are not terminal. */
+  liveNodeRunCount(): number;
+  /** The NodeRun created under `parentId` with this key (as named in `Needs.idempotency`). */
   idempotent(parentId: string, key: string): NodeRunRecord | undefined;
-  /** Highest seq committed so far (0 when none). */
-  lastSeq(): number;
-  /** Committed events with seq > afterSeq, in seq order, at most `limit`. */
-  events(afterSeq: number, limit: number): readonly RunEvent[];
-  /** Every NodeRun of this Run, in creation order. */
-  nodeRuns(): Iterable<NodeRunRecord>;
-  /**
-   * Ids of the direct children of a NodeRun, in creation order. Kept by the store (children are
-   * only ever added), so that adding a child never copies its siblings.
-   */
-  children(nodeRunId: string): readonly string[];
+}
+
+/**
+ * Ends every unfinished NodeRun below `from` (and `from` itself when `inclusive`) on the coordinator's
+ * authority: `canceled`, `ended_at = time`, `rc.completion_error = {code: reason}`. A store applies it
+ * without the decision loading the subtree (see `endByCoordinator`). Unfinished NodeRuns only ever
+ * have unfinished ancestors, so the walk never needs to enter a finished NodeRun.
+ */
+export interface Cascade {
+  readonly from: string;
+  readonly inclusive: boolean;
+  readonly reason: TerminationCode;
+  readonly time: string;
 }
 
 /** What a decision commits, atomically, in one step. */
 export interface Changes {
   readonly run?: RunRecord;
-  readonly nodeRuns?: readonly NodeRunRecord[];
+  /** New NodeRuns. */
+  readonly created?: readonly NodeRunRecord[];
+  /** New versions of NodeRuns named in `Needs.nodeRuns`. */
+  readonly updated?: readonly NodeRunRecord[];
+  readonly cascade?: Cascade;
   readonly events?: readonly EventDraft[];
+}
+
+/** A NodeRun the coordinator ended while an executor had it: the executor is told to stop. */
+export interface EndedExecution {
+  readonly nodeRunId: string;
+  readonly kind: NodeKind | undefined;
 }
 
 /** Work the shell does after a decision is committed. */
 export type Effect =
   | { readonly type: 'dispatch'; readonly nodeRunId: string }
-  | { readonly type: 'cancel_execution'; readonly nodeRun: NodeRun }
+  | { readonly type: 'cancel_execution'; readonly execution: EndedExecution }
   | { readonly type: 'arm_deadline'; readonly runId: string; readonly at: number }
   | { readonly type: 'disarm_deadline'; readonly runId: string };
 

@@ -13,6 +13,7 @@ import {
   type EventDraft,
   EXT,
   isTerminal,
+  type Needs,
   type NodeRun,
   type NodeRunRecord,
   type RunView,
@@ -112,6 +113,17 @@ function childEvents(nodeRun: NodeRun, spec: NodeRunCreateSpec, time: string): E
   return events;
 }
 
+/** What create_node_runs reads: the parent and the NodeRuns already created under its keys. */
+export function createNeeds(request: NodeRunsCreateRequest): Needs {
+  const keys = request.node_runs.flatMap((spec) =>
+    spec.idempotency_key === undefined ? [] : [spec.idempotency_key],
+  );
+  const parentId = request.parent_node_run_id;
+  return keys.length > 0
+    ? { nodeRuns: [parentId], idempotency: { parentId, keys } }
+    : { nodeRuns: [parentId] };
+}
+
 export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput): Decision<NodeRun[]> {
   const { request, now } = input;
   rejectDuplicateKeys(request.node_runs);
@@ -185,7 +197,7 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
   const effects: Effect[] = newIds.map((nodeRunId) => ({ type: 'dispatch', nodeRunId }));
   return {
     value: result,
-    changes: { nodeRuns: [updatedParent, ...created], events: [decomposed, ...events] },
+    changes: { updated: [updatedParent], created, events: [decomposed, ...events] },
     effects,
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Pure decisions about Runs: start (idempotent on identical retry) and termination (cancel, budget
- * expiry), including the cascade that ends every unfinished NodeRun of the Run.
+ * expiry), including the cascade that ends every unfinished NodeRun of the Run. Both read nothing
+ * but the Run's record.
  */
 
 import { ArpError, runNotFound, TERMINATION_CODES, type TerminationCode } from '../errors.js';
@@ -13,11 +14,15 @@ import {
   type EventDraft,
   EXT,
   isTerminal,
+  type Needs,
   type NodeRunRecord,
   type Run,
   type RunView,
 } from './model.js';
 import { defined, withExtensions } from './shape.js';
+
+/** Starting and ending a Run read only its record. */
+export const RUN_ONLY: Needs = Object.freeze({});
 
 export interface StartRunInput {
   readonly request: RunStartRequest;
@@ -86,7 +91,7 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
     value: run,
     changes: {
       run: { run, constraints, startFingerprint: fingerprint, deadlineAt, steps: 0 },
-      nodeRuns: [newNodeRunRecord(root, 0, constraints)],
+      created: [newNodeRunRecord(root, 0, constraints)],
       events: [
         { type: 'run_started', time, data: { root_node_run_id: rootNodeRunId } },
         { type: 'node_run_assigned', time, node_run_id: rootNodeRunId, data: { root: true } },
@@ -114,38 +119,6 @@ export function newNodeRunRecord(
   };
 }
 
-/** Ends a NodeRun on the coordinator's own authority (cancel, cascade, budget). */
-export function endByCoordinator(
-  record: NodeRunRecord,
-  reason: TerminationCode,
-  time: string,
-): NodeRunRecord {
-  const nodeRun = {
-    ...record.nodeRun,
-    state: 'canceled' as const,
-    ended_at: time,
-    extensions: {
-      ...record.nodeRun.extensions,
-      [EXT.completionError]: { code: reason, message: TERMINATION_CODES[reason] },
-    },
-  };
-  return { ...record, nodeRun, endedByCoordinator: true };
-}
-
-/** Effects owed for NodeRuns the coordinator just ended: running ones get a cancel call. */
-export function cancellationEffects(
-  ended: readonly NodeRunRecord[],
-  previous: (id: string) => NodeRunRecord | undefined,
-) {
-  const effects: Effect[] = [];
-  for (const record of ended) {
-    const before = previous(record.nodeRun.node_run_id);
-    if (before?.nodeRun.state === 'running')
-      effects.push({ type: 'cancel_execution', nodeRun: before.nodeRun });
-  }
-  return effects;
-}
-
 export interface TerminateRunInput {
   readonly now: Date;
   /** `canceled` for cancel_run; `failed` when a budget ran out. */
@@ -163,10 +136,6 @@ export function decideTerminateRun(view: RunView, input: TerminateRunInput): Dec
   if (!record) throw runNotFound(view.runId);
   if (isTerminal(record.run.state)) return { value: record.run };
   const time = input.now.toISOString();
-  const ended: NodeRunRecord[] = [];
-  for (const nodeRecord of view.nodeRuns()) {
-    if (!isTerminal(nodeRecord.nodeRun.state)) ended.push(endByCoordinator(nodeRecord, input.reason, time));
-  }
   const run: Run = { ...record.run, state: input.state, ended_at: time };
   if (input.state === 'failed') {
     run.extensions = {
@@ -184,16 +153,18 @@ export function decideTerminateRun(view: RunView, input: TerminateRunInput): Dec
     data: {
       state: input.state,
       reason: input.reason,
-      canceled_node_run_count: ended.length,
+      // Every unfinished NodeRun is below the root, so the cascade from the root ends them all.
+      canceled_node_run_count: view.liveNodeRunCount(),
       ...input.detail,
     },
   };
   return {
     value: run,
-    changes: { run: { ...record, run }, nodeRuns: ended, events: [event] },
-    effects: [
-      ...cancellationEffects(ended, (id) => view.nodeRun(id)),
-      { type: 'disarm_deadline', runId: record.run.run_id },
-    ],
+    changes: {
+      run: { ...record, run },
+      cascade: { from: record.run.root_node_run_id, inclusive: true, reason: input.reason, time },
+      events: [event],
+    },
+    effects: [{ type: 'disarm_deadline', runId: record.run.run_id }],
   };
 }

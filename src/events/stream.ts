@@ -3,7 +3,7 @@
  * following new events until the Run is finished. Nothing is queued per subscriber: the store's
  * event log is the buffer, and a slow sink simply makes the reader wait, so memory stays bounded.
  */
-import { isTerminal, type RunEvent, type RunView } from '../core/model.js';
+import type { RunEvent } from '../core/model.js';
 import type { Store } from '../store/store.js';
 
 export interface EventSink {
@@ -28,9 +28,9 @@ export interface StreamOptions {
 const BATCH = 256;
 
 /** Membership test for "this NodeRun or one of its descendants", memoised per stream. */
-function subtreeFilter(rootId: string) {
+function subtreeFilter(store: Store, rootId: string) {
   const known = new Map<string, boolean>([[rootId, true]]);
-  return (view: RunView, event: RunEvent): boolean => {
+  return async (event: RunEvent): Promise<boolean> => {
     const start = event.node_run_id;
     if (start === undefined) return false;
     const path: string[] = [];
@@ -39,7 +39,7 @@ function subtreeFilter(rootId: string) {
       verdict = known.get(id);
       if (verdict !== undefined) break;
       path.push(id);
-      id = view.nodeRun(id)?.nodeRun.parent_node_run_id;
+      id = (await store.getNodeRun(id))?.nodeRun.parent_node_run_id;
     }
     for (const id of path) known.set(id, verdict ?? false);
     return verdict ?? false;
@@ -55,8 +55,24 @@ interface Batch {
   readonly done: boolean;
 }
 
+async function readBatch(
+  store: Store,
+  options: StreamOptions,
+  cursor: number,
+  include: ((event: RunEvent) => Promise<boolean>) | undefined,
+): Promise<Batch> {
+  const page = await store.events(options.runId, cursor, BATCH);
+  if (!page) return { lines: '', cursor, caughtUp: true, done: true };
+  let lines = '';
+  for (const event of page.events)
+    if (!include || (await include(event))) lines += `${JSON.stringify(event)}\n`;
+  const next = page.events.length > 0 ? page.events[page.events.length - 1]!.seq : cursor;
+  const caughtUp = next >= page.lastSeq;
+  return { lines, cursor: next, caughtUp, done: caughtUp && (!options.follow || page.finished) };
+}
+
 export async function streamEvents(store: Store, sink: EventSink, options: StreamOptions): Promise<void> {
-  const include = options.subtreeOf === undefined ? undefined : subtreeFilter(options.subtreeOf);
+  const include = options.subtreeOf === undefined ? undefined : subtreeFilter(store, options.subtreeOf);
   let cursor = options.afterSeq;
   let changed = false;
   let wake: (() => void) | undefined;
@@ -73,16 +89,7 @@ export async function streamEvents(store: Store, sink: EventSink, options: Strea
   try {
     while (!sink.isClosed()) {
       changed = false;
-      const batch = await store.read(options.runId, (view): Batch => {
-        const events = view.events(cursor, BATCH);
-        let lines = '';
-        for (const event of events)
-          if (!include || include(view, event)) lines += `${JSON.stringify(event)}\n`;
-        const next = events.length > 0 ? events[events.length - 1]!.seq : cursor;
-        const caughtUp = next >= view.lastSeq();
-        const finished = view.record === undefined || isTerminal(view.record.run.state);
-        return { lines, cursor: next, caughtUp, done: caughtUp && (!options.follow || finished) };
-      });
+      const batch = await readBatch(store, options, cursor, include);
       cursor = batch.cursor;
       if (batch.lines && !sink.write(batch.lines)) await sink.drained();
       if (batch.done) return;

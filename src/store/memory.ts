@@ -1,56 +1,143 @@
 /**
  * The default store: everything in memory, no setup. A decision runs synchronously against the live
  * maps and its changes are applied in the same tick, so decisions on one Run can never interleave
- * and a commit is all-or-nothing. Finished Runs beyond `maxFinishedRuns` are evicted, oldest first.
+ * and a commit is all-or-nothing. A cascade over many NodeRuns is prepared in slices across ticks
+ * (other requests are served meanwhile; this Run's decisions wait and its readers see the state
+ * before the commit) and applied in one tick. Finished Runs beyond `maxFinishedRuns` are evicted,
+ * oldest first.
  */
-import type { Decision, NodeRunRecord, RunEvent, RunRecord, RunView } from '../core/model.js';
+import { cascadeTargets, endByCoordinator } from '../core/cascade.js';
+import type {
+  Cascade,
+  Decision,
+  EndedExecution,
+  Needs,
+  NodeRunRecord,
+  RunEvent,
+  RunRecord,
+  RunView,
+} from '../core/model.js';
 import { isTerminal } from '../core/model.js';
 import { EventHub } from '../events/hub.js';
-import type { CommittedDecision, Store } from './store.js';
+import type { CommittedDecision, EventPage, Store } from './store.js';
 
 interface RunState {
   record: RunRecord | undefined;
-  readonly nodeRuns: Map<string, NodeRunRecord>;
+  nodeRuns: Map<string, NodeRunRecord>;
   readonly events: RunEvent[];
   /** `${parentId}\n${key}` → NodeRun id. */
   readonly idempotency: Map<string, string>;
   /** Parent id → child ids, in creation order (append-only). */
   readonly children: Map<string, string[]>;
+  /** NodeRuns that are not terminal. */
+  live: number;
+}
+
+/** What a cascade ends: the new records, the executions to stop, and (when large) the rebuilt map. */
+interface Ended {
+  readonly records: readonly NodeRunRecord[];
+  readonly executions: readonly EndedExecution[];
+  readonly nodeRuns?: Map<string, NodeRunRecord>;
 }
 
 export interface MemoryStoreOptions {
   /** How many finished Runs to keep; older ones are evicted first. */
   readonly maxFinishedRuns: number;
   readonly onListenerError?: (error: unknown) => void;
+  /** NodeRuns a cascade ends per event-loop turn before it yields (default 1,000). */
+  readonly cascadeSlice?: number;
 }
 
 const NO_CHILDREN: readonly string[] = Object.freeze([]);
 const idempotencySlot = (parentId: string, key: string) => `${parentId}\n${key}`;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class MemoryStore implements Store {
   readonly #runs = new Map<string, RunState>();
   /** NodeRun id → Run id, for every NodeRun held. */
   readonly #locations = new Map<string, string>();
-  /** Finished Run ids in the order they finished (a Map keeps insertion order). */
+  /** Finished Run ids in the order they finished (a Set keeps insertion order). */
   readonly #finished = new Set<string>();
+  /** Runs whose commit is being prepared across turns; their next decision waits for it. */
+  readonly #busy = new Map<string, Promise<void>>();
   readonly #hub: EventHub;
   readonly #maxFinishedRuns: number;
+  readonly #cascadeSlice: number;
 
   constructor(options: MemoryStoreOptions) {
     this.#maxFinishedRuns = options.maxFinishedRuns;
+    this.#cascadeSlice = options.cascadeSlice ?? 1_000;
     this.#hub = new EventHub(options.onListenerError);
   }
 
-  async mutate<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<CommittedDecision<T>> {
+  async mutate<T>(
+    runId: string,
+    needs: Needs,
+    decide: (view: RunView) => Decision<T>,
+  ): Promise<CommittedDecision<T>> {
+    for (let busy = this.#busy.get(runId); busy; busy = this.#busy.get(runId)) await busy;
     const state = this.#runs.get(runId) ?? emptyState();
-    const decision = decide(this.#view(runId, state));
-    const committed = this.#apply(runId, state, decision);
-    if (committed.length > 0) this.#hub.publish(runId);
-    return { ...decision, committed };
+    const decision = decide(this.#view(runId, state, needs));
+    const cascade = decision.changes?.cascade;
+    let ended: Ended = { records: [], executions: [] };
+    let release: (() => void) | undefined;
+    try {
+      if (cascade) {
+        // Held from the decision to the commit, since preparing may take several turns.
+        release = this.#hold(runId);
+        ended = await this.#prepareCascade(state, cascade);
+      }
+      const committed = this.#apply(runId, state, decision, ended);
+      if (committed.length > 0) this.#hub.publish(runId);
+      return { ...decision, committed, ended: ended.executions };
+    } finally {
+      if (release) {
+        this.#busy.delete(runId);
+        release();
+      }
+    }
   }
 
-  async read<T>(runId: string, read: (view: RunView) => T): Promise<T> {
-    return read(this.#view(runId, this.#runs.get(runId) ?? emptyState()));
+  /** Makes the Run's next decisions wait until the returned function is called. */
+  #hold(runId: string): () => void {
+    let release = () => {};
+    this.#busy.set(runId, new Promise<void>((resolve) => (release = resolve)));
+    return release;
+  }
+
+  /**
+   * The records a cascade ends, prepared a slice per event-loop turn when there are many. Then the
+   * Run's whole NodeRun map is rebuilt the same way, so that the commit itself swaps one map instead
+   * of writing each record into the live one.
+   */
+  async #prepareCascade(state: RunState, cascade: Cascade): Promise<Ended> {
+    const slice = this.#cascadeSlice;
+    const records: NodeRunRecord[] = [];
+    const executions: EndedExecution[] = [];
+    const targets = cascadeTargets(
+      cascade,
+      (id) => state.nodeRuns.get(id),
+      (id) => state.children.get(id) ?? NO_CHILDREN,
+    );
+    for (const target of targets) {
+      records.push(endByCoordinator(target, cascade.reason, cascade.time));
+      const { nodeRun } = target;
+      if (nodeRun.state === 'running')
+        executions.push({ nodeRunId: nodeRun.node_run_id, kind: nodeRun.kind });
+      if (records.length % slice === 0) await nextTurn();
+    }
+    if (records.length < slice) return { records, executions };
+    const nodeRuns = new Map<string, NodeRunRecord>();
+    let done = 0;
+    for (const [id, record] of state.nodeRuns) {
+      nodeRuns.set(id, record);
+      if (++done % slice === 0) await nextTurn();
+    }
+    for (const record of records) {
+      nodeRuns.set(record.nodeRun.node_run_id, record);
+      if (++done % slice === 0) await nextTurn();
+    }
+    return { records, executions, nodeRuns };
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -62,12 +149,23 @@ export class MemoryStore implements Store {
     return runId === undefined ? undefined : this.#runs.get(runId)?.nodeRuns.get(nodeRunId);
   }
 
+  async locate(nodeRunId: string): Promise<string | undefined> {
+    return this.#locations.get(nodeRunId);
+  }
+
   async countLiveRuns(): Promise<number> {
     return this.#runs.size - this.#finished.size;
   }
 
-  async locate(nodeRunId: string): Promise<string | undefined> {
-    return this.#locations.get(nodeRunId);
+  async events(runId: string, afterSeq: number, limit: number): Promise<EventPage | undefined> {
+    const state = this.#runs.get(runId);
+    if (!state?.record) return undefined;
+    const from = Math.max(0, afterSeq);
+    return {
+      events: state.events.slice(from, from + limit),
+      lastSeq: state.events.length,
+      finished: isTerminal(state.record.run.state),
+    };
   }
 
   subscribe(runId: string, listener: () => void): () => void {
@@ -87,46 +185,55 @@ export class MemoryStore implements Store {
     };
   }
 
-  #view(runId: string, state: RunState): RunView {
+  /**
+   * A view that answers only what the decision declared it needs, so that a decision reading more
+   * fails here as it would against a store that loads exactly its needs.
+   */
+  #view(runId: string, state: RunState, needs: Needs): RunView {
     const locations = this.#locations;
+    const declared = (id: string) => {
+      if (!needs.nodeRuns?.includes(id)) throw new Error(`decision read NodeRun ${id} without declaring it`);
+    };
     return {
       runId,
       record: state.record,
-      nodeRun: (id) => state.nodeRuns.get(id),
-      locate: (id) => locations.get(id),
+      nodeRun: (id) => {
+        declared(id);
+        return state.nodeRuns.get(id);
+      },
+      locate: (id) => {
+        declared(id);
+        return locations.get(id);
+      },
       nodeRunCount: () => state.nodeRuns.size,
+      liveNodeRunCount: () => state.live,
       idempotent: (parentId, key) => {
+        const idempotency = needs.idempotency;
+        if (idempotency?.parentId !== parentId || !idempotency.keys.includes(key))
+          throw new Error(`decision read idempotency key ${key} without declaring it`);
         const id = state.idempotency.get(idempotencySlot(parentId, key));
         return id === undefined ? undefined : state.nodeRuns.get(id);
       },
-      lastSeq: () => state.events.length,
-      events: (afterSeq, limit) => state.events.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit),
-      nodeRuns: () => state.nodeRuns.values(),
-      children: (id) => state.children.get(id) ?? NO_CHILDREN,
     };
   }
 
   /** Applies a decision's changes; nothing here can fail halfway. */
-  #apply<T>(runId: string, state: RunState, decision: Decision<T>): RunEvent[] {
+  #apply<T>(runId: string, state: RunState, decision: Decision<T>, ended: Ended): RunEvent[] {
     const changes = decision.changes;
     if (!changes) return [];
     if (changes.run) {
       if (!state.record) this.#runs.set(runId, state);
       state.record = changes.run;
     }
-    for (const record of changes.nodeRuns ?? []) {
+    if (ended.nodeRuns) state.nodeRuns = ended.nodeRuns;
+    else for (const record of ended.records) state.nodeRuns.set(record.nodeRun.node_run_id, record);
+    state.live -= ended.records.length;
+    for (const record of changes.created ?? []) this.#add(runId, state, record);
+    for (const record of changes.updated ?? []) {
       const id = record.nodeRun.node_run_id;
-      if (!state.nodeRuns.has(id)) {
-        this.#locations.set(id, runId);
-        const key = record.idempotency?.key;
-        const parentId = record.nodeRun.parent_node_run_id;
-        if (parentId !== undefined) {
-          const siblings = state.children.get(parentId);
-          if (siblings) siblings.push(id);
-          else state.children.set(parentId, [id]);
-          if (key !== undefined) state.idempotency.set(idempotencySlot(parentId, key), id);
-        }
-      }
+      const before = state.nodeRuns.get(id);
+      if (!before) throw new Error(`decision updated NodeRun ${id}, which does not exist`);
+      if (!isTerminal(before.nodeRun.state) && isTerminal(record.nodeRun.state)) state.live -= 1;
       state.nodeRuns.set(id, record);
     }
     const committed: RunEvent[] = [];
@@ -137,6 +244,20 @@ export class MemoryStore implements Store {
     }
     if (changes.run && isTerminal(changes.run.run.state)) this.#finish(runId);
     return committed;
+  }
+
+  #add(runId: string, state: RunState, record: NodeRunRecord): void {
+    const id = record.nodeRun.node_run_id;
+    this.#locations.set(id, runId);
+    state.nodeRuns.set(id, record);
+    if (!isTerminal(record.nodeRun.state)) state.live += 1;
+    const parentId = record.nodeRun.parent_node_run_id;
+    if (parentId === undefined) return;
+    const siblings = state.children.get(parentId);
+    if (siblings) siblings.push(id);
+    else state.children.set(parentId, [id]);
+    const key = record.idempotency?.key;
+    if (key !== undefined) state.idempotency.set(idempotencySlot(parentId, key), id);
   }
 
   #finish(runId: string): void {
@@ -158,5 +279,12 @@ export class MemoryStore implements Store {
 }
 
 function emptyState(): RunState {
-  return { record: undefined, nodeRuns: new Map(), events: [], idempotency: new Map(), children: new Map() };
+  return {
+    record: undefined,
+    nodeRuns: new Map(),
+    events: [],
+    idempotency: new Map(),
+    children: new Map(),
+    live: 0,
+  };
 }

@@ -1,32 +1,56 @@
 /**
  * Storage behind a minimal interface. Every mutation is a decision taken against a consistent view
- * of one Run and committed atomically with its events; implementations guarantee that decisions on
- * the same Run never interleave. The memory store is the default; a durable store implements the
- * same interface and passes the same contract suite (test/store/store-contract.ts).
+ * of one Run, holding what the decision declared it `Needs`, and committed atomically with its
+ * events; implementations guarantee that decisions on the same Run never interleave. The memory
+ * store is the default; a durable store implements the same interface and passes the same contract
+ * suite (test/store/store-contract.ts).
  */
-import type { Decision, NodeRunRecord, RunEvent, RunRecord, RunView } from '../core/model.js';
+import type {
+  Decision,
+  EndedExecution,
+  Needs,
+  NodeRunRecord,
+  RunEvent,
+  RunRecord,
+  RunView,
+} from '../core/model.js';
 
 export interface Store {
   /**
-   * Runs `decide` against a consistent view of `runId` (which may not exist yet) and commits the
-   * changes it returns, with `seq` assigned to its events, as one atomic step. If `decide` throws,
-   * nothing is written and the promise rejects with that error.
+   * Runs `decide` against a consistent view of `runId` (which may not exist yet) holding `needs`,
+   * and commits the changes it returns, with `seq` assigned to its events, as one atomic step. If
+   * `decide` throws, nothing is written and the promise rejects with that error.
    */
-  mutate<T>(runId: string, decide: (view: RunView) => Decision<T>): Promise<CommittedDecision<T>>;
-  /** A consistent read of one Run. */
-  read<T>(runId: string, read: (view: RunView) => T): Promise<T>;
+  mutate<T>(
+    runId: string,
+    needs: Needs,
+    decide: (view: RunView) => Decision<T>,
+  ): Promise<CommittedDecision<T>>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   getNodeRun(nodeRunId: string): Promise<NodeRunRecord | undefined>;
-  /** Number of Runs that have not finished. */
-  countLiveRuns(): Promise<number>;
   /** Run id of a NodeRun (a NodeRun never moves between Runs). */
   locate(nodeRunId: string): Promise<string | undefined>;
+  /** Number of Runs that have not finished. */
+  countLiveRuns(): Promise<number>;
+  /** A page of a Run's event log; undefined when the Run does not exist. */
+  events(runId: string, afterSeq: number, limit: number): Promise<EventPage | undefined>;
   /** Calls `listener` after each commit that appends events to `runId`. Returns the unsubscribe. */
   subscribe(runId: string, listener: () => void): () => void;
   close(): Promise<void>;
 }
 
+export interface EventPage {
+  /** Committed events with seq > afterSeq, in seq order, at most `limit`. */
+  readonly events: readonly RunEvent[];
+  /** Highest seq committed so far (0 when none). */
+  readonly lastSeq: number;
+  /** The Run is terminal. */
+  readonly finished: boolean;
+}
+
 export interface CommittedDecision<T> extends Decision<T> {
   /** Events exactly as committed (with run_id and seq). */
   readonly committed: readonly RunEvent[];
+  /** NodeRuns the decision's cascade ended while an executor had them (`running`). */
+  readonly ended: readonly EndedExecution[];
 }

@@ -1,28 +1,32 @@
 /**
  * Table-driven tests of the pure core (src/core): every NodeRun and Run state against every
  * operation, the create_node_runs checks and limits, idempotency, event sequences, constraint
- * merging and client-id rules. Normative source: /work/shared/design/coordinator.md §2 and §3.
+ * merging and client-id rules.
  *
  * The core is exercised without HTTP and without a Store: `World` below is a minimal holder of
  * committed state that builds `RunView`s and applies `Decision`s. It also checks, on every decision,
  * that the decide function did not mutate the view it was given.
  */
 import { describe, expect, it } from 'vitest';
-import { decideComplete, decideEvaluation } from '../../src/core/completion.js';
+import { cascadeTargets, endByCoordinator } from '../../src/core/cascade.js';
+import { decideComplete, decideEvaluation, nodeRunNeeds } from '../../src/core/completion.js';
 import { mergeConstraints } from '../../src/core/constraints.js';
 import { assertClientId, kindFromPrefix, MAX_CLIENT_ID_LENGTH } from '../../src/core/ids.js';
 import {
   type ConstraintEnvelope,
   type Decision,
+  type EndedExecution,
   EXT,
+  isTerminal,
+  type Needs,
   type NodeRun,
   type NodeRunRecord,
   type RunEvent,
   type RunRecord,
   type RunView,
 } from '../../src/core/model.js';
-import { decideCreateNodeRuns } from '../../src/core/node-runs.js';
-import { decideStartRun, decideTerminateRun } from '../../src/core/runs.js';
+import { createNeeds, decideCreateNodeRuns } from '../../src/core/node-runs.js';
+import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../../src/core/runs.js';
 import { ArpError, type ErrorCode } from '../../src/errors.js';
 import type {
   NodeRunCompleteRequest,
@@ -44,7 +48,13 @@ interface Slot {
   readonly children: Map<string, string[]>;
 }
 
-type Committed<T> = Decision<T> & { readonly committed: readonly RunEvent[] };
+type Committed<T> = Decision<T> & {
+  readonly committed: readonly RunEvent[];
+  /** NodeRuns the decision's cascade ended. */
+  readonly endedIds: readonly string[];
+  /** Those of them that were running (the store's `ended`). */
+  readonly ended: readonly EndedExecution[];
+};
 
 const emptySlot = (): Slot => ({
   record: undefined,
@@ -80,23 +90,37 @@ class World {
     return `run_${++this.#runIds}`;
   }
 
-  view(runId: string): RunView {
+  /** A view of `runId` that answers only what `needs` names, as a store that loads exactly that. */
+  view(runId: string, needs: Needs = {}): RunView {
     const slot = this.runs.get(runId) ?? emptySlot();
+    const declared = (id: string) => {
+      if (!needs.nodeRuns?.includes(id)) throw new Error(`decision read NodeRun ${id} without declaring it`);
+    };
     return {
       runId,
       record: slot.record,
-      nodeRun: (id) => slot.nodeRuns.get(id),
-      locate: (id) => this.locations.get(id),
+      nodeRun: (id) => {
+        declared(id);
+        return slot.nodeRuns.get(id);
+      },
+      locate: (id) => {
+        declared(id);
+        return this.locations.get(id);
+      },
       nodeRunCount: () => slot.nodeRuns.size,
+      liveNodeRunCount: () => [...slot.nodeRuns.values()].filter((r) => !isTerminal(r.nodeRun.state)).length,
       idempotent: (parentId, key) => {
+        if (needs.idempotency?.parentId !== parentId || !needs.idempotency.keys.includes(key))
+          throw new Error(`decision read idempotency key ${key} without declaring it`);
         const id = slot.idempotency.get(`${parentId}\n${key}`);
         return id === undefined ? undefined : slot.nodeRuns.get(id);
       },
-      lastSeq: () => slot.events.length,
-      events: (afterSeq, limit) => slot.events.slice(afterSeq, afterSeq + limit),
-      nodeRuns: () => slot.nodeRuns.values(),
-      children: (id) => slot.children.get(id) ?? [],
     };
+  }
+
+  /** Ids of the direct children of a NodeRun, in creation order. */
+  children(runId: string, nodeRunId: string): readonly string[] {
+    return this.runs.get(runId)?.children.get(nodeRunId) ?? [];
   }
 
   /** Everything committed, as one string: equal snapshots = nothing changed. */
@@ -113,36 +137,59 @@ class World {
     );
   }
 
-  /** Runs `decide` against a view of `runId` and commits its changes; rethrows what it throws. */
-  decide<T>(runId: string, decide: (view: RunView) => Decision<T>): Committed<T> {
+  /** Runs `decide` against a view of `runId` holding `needs` and commits its changes; rethrows what it throws. */
+  decide<T>(runId: string, needs: Needs, decide: (view: RunView) => Decision<T>): Committed<T> {
     const before = this.snapshot();
     let decision: Decision<T>;
     try {
-      decision = decide(this.view(runId));
+      decision = decide(this.view(runId, needs));
     } finally {
       expect(this.snapshot(), 'a decide function mutated its view').toBe(before);
     }
-    return { ...decision, committed: this.#apply(runId, decision) };
+    return { ...decision, ...this.#apply(runId, decision) };
   }
 
-  #apply<T>(runId: string, decision: Decision<T>): RunEvent[] {
+  #apply<T>(
+    runId: string,
+    decision: Decision<T>,
+  ): { committed: RunEvent[]; endedIds: string[]; ended: EndedExecution[] } {
     const changes = decision.changes;
-    if (!changes) return [];
+    if (!changes) return { committed: [], endedIds: [], ended: [] };
     let slot = this.runs.get(runId);
     if (!slot) {
       slot = emptySlot();
       this.runs.set(runId, slot);
     }
+    const current = slot;
+    const cascade = changes.cascade;
+    const targets = cascade
+      ? [
+          ...cascadeTargets(
+            cascade,
+            (id) => current.nodeRuns.get(id),
+            (id) => current.children.get(id) ?? [],
+          ),
+        ]
+      : [];
+    const ended = targets.map((record) => endByCoordinator(record, cascade!.reason, cascade!.time));
+    const executions = targets
+      .filter((record) => record.nodeRun.state === 'running')
+      .map((record) => ({ nodeRunId: record.nodeRun.node_run_id, kind: record.nodeRun.kind }));
     if (changes.run) slot.record = changes.run;
-    for (const record of changes.nodeRuns ?? []) {
+    for (const record of ended) slot.nodeRuns.set(record.nodeRun.node_run_id, record);
+    for (const record of changes.created ?? []) {
       const id = record.nodeRun.node_run_id;
-      if (!slot.nodeRuns.has(id)) {
-        this.locations.set(id, runId);
-        const parent = record.nodeRun.parent_node_run_id;
-        if (parent !== undefined) slot.children.set(parent, [...(slot.children.get(parent) ?? []), id]);
-        if (record.idempotency && parent !== undefined)
-          slot.idempotency.set(`${parent}\n${record.idempotency.key}`, id);
-      }
+      expect(slot.nodeRuns.has(id), 'created NodeRuns are new').toBe(false);
+      this.locations.set(id, runId);
+      const parent = record.nodeRun.parent_node_run_id;
+      if (parent !== undefined) slot.children.set(parent, [...(slot.children.get(parent) ?? []), id]);
+      if (record.idempotency && parent !== undefined)
+        slot.idempotency.set(`${parent}\n${record.idempotency.key}`, id);
+      slot.nodeRuns.set(id, record);
+    }
+    for (const record of changes.updated ?? []) {
+      const id = record.nodeRun.node_run_id;
+      expect(slot.nodeRuns.has(id), 'updated NodeRuns exist').toBe(true);
       slot.nodeRuns.set(id, record);
     }
     const committed: RunEvent[] = [];
@@ -151,7 +198,7 @@ class World {
       slot.events.push(event);
       committed.push(event);
     }
-    return committed;
+    return { committed, endedIds: ended.map((record) => record.nodeRun.node_run_id), ended: executions };
   }
 
   // --- operations, as the coordinator shell performs them -------------------------------------
@@ -164,7 +211,7 @@ class World {
       ...overrides,
     };
     const rootNodeRunId = this.newNodeRunId();
-    const decision = this.decide(runId, (view) =>
+    const decision = this.decide(runId, RUN_ONLY, (view) =>
       decideStartRun(view, {
         request,
         runId,
@@ -177,9 +224,10 @@ class World {
   }
 
   create(runId: string, parentId: string, specs: NodeRunCreateSpec[]): Committed<NodeRun[]> {
-    return this.decide(runId, (view) =>
+    const request = { run_id: runId, parent_node_run_id: parentId, node_runs: specs };
+    return this.decide(runId, createNeeds(request), (view) =>
       decideCreateNodeRuns(view, {
-        request: { run_id: runId, parent_node_run_id: parentId, node_runs: specs },
+        request,
         now: this.now(),
         newId: this.newNodeRunId,
         kindOf,
@@ -194,22 +242,26 @@ class World {
 
   complete(nodeRunId: string, body: NodeRunCompleteRequest) {
     const runId = this.locations.get(nodeRunId) ?? 'run_unknown';
-    return this.decide(runId, (view) => decideComplete(view, nodeRunId, body, this.now()));
+    return this.decide(runId, nodeRunNeeds(nodeRunId), (view) =>
+      decideComplete(view, nodeRunId, body, this.now()),
+    );
   }
 
   evaluate(nodeRunId: string, body: NodeRunEvaluationReportRequest) {
     const runId = this.locations.get(nodeRunId) ?? 'run_unknown';
-    return this.decide(runId, (view) => decideEvaluation(view, nodeRunId, body, this.now()));
+    return this.decide(runId, nodeRunNeeds(nodeRunId), (view) =>
+      decideEvaluation(view, nodeRunId, body, this.now()),
+    );
   }
 
   cancel(runId: string) {
-    return this.decide(runId, (view) =>
+    return this.decide(runId, RUN_ONLY, (view) =>
       decideTerminateRun(view, { now: this.now(), state: 'canceled', reason: 'run_canceled' }),
     );
   }
 
   expire(runId: string, limit = 1000) {
-    return this.decide(runId, (view) =>
+    return this.decide(runId, RUN_ONLY, (view) =>
       decideTerminateRun(view, {
         now: this.now(),
         state: 'failed',
@@ -436,7 +488,7 @@ describe('NodeRun state × operation', () => {
           expect(created[0]!.parent_node_run_id).toBe(id);
           expect(after.nodeRun).toEqual(before.nodeRun);
           expect(after.childCount).toBe(1);
-          expect(w.view(ctx.runId).children(id)).toEqual([created[0]!.node_run_id]);
+          expect(w.children(ctx.runId, id)).toEqual([created[0]!.node_run_id]);
         }
         break;
     }
@@ -563,8 +615,7 @@ describe('completing a composite', () => {
     const result = t.w.complete(t.a, { state: 'failed', error: { code: 'child_failed', message: 'x' } });
 
     expect(result.value).toBe('completed');
-    const endedIds = (result.changes?.nodeRuns ?? []).slice(1).map((r) => r.nodeRun.node_run_id);
-    expect(new Set(endedIds)).toEqual(new Set([t.a1, t.a3, t.a1x]));
+    expect(new Set(result.endedIds)).toEqual(new Set([t.a1, t.a3, t.a1x]));
     for (const id of [t.a1, t.a3, t.a1x]) {
       const record = t.w.record(id);
       expect(record.nodeRun.state).toBe('canceled');
@@ -578,7 +629,8 @@ describe('completing a composite', () => {
     expect(t.w.record(t.rootId).nodeRun.state).toBe('running');
     expect(t.w.run(t.runId).run.state).toBe('running');
     // Only the running descendant gets a cancel call to its executor, with the record before the cancel.
-    expect(result.effects).toEqual([{ type: 'cancel_execution', nodeRun: a1xBefore }]);
+    expect(result.ended).toEqual([{ nodeRunId: a1xBefore.node_run_id, kind: a1xBefore.kind }]);
+    expect(result.effects).toEqual([]);
     expect(result.committed, 'a non-root composite completion emits no event').toEqual([]);
   });
 
@@ -609,10 +661,11 @@ describe('completing a composite', () => {
     expect(typed(result.committed)).toEqual([['run_completed', t.rootId]]);
     expect(result.committed[0]!.data).toEqual({ state });
     // The running descendants (not the root itself) get a cancel call, with their record before the cancel.
-    const cancels = (result.effects ?? []).filter((e) => e.type === 'cancel_execution');
-    expect(cancels).toHaveLength(2);
-    expect(cancels).toEqual(
-      expect.arrayContaining(runningBefore.map((nodeRun) => ({ type: 'cancel_execution', nodeRun }))),
+    expect(result.ended).toHaveLength(2);
+    expect(result.ended).toEqual(
+      expect.arrayContaining(
+        runningBefore.map((nodeRun) => ({ nodeRunId: nodeRun.node_run_id, kind: nodeRun.kind })),
+      ),
     );
     expect(result.effects).toContainEqual({ type: 'disarm_deadline', runId: t.runId });
   });
@@ -796,7 +849,7 @@ describe('Run state × operation', () => {
     expect(run.state).toBe('canceled');
     expect(run.ended_at).toBeDefined();
     expect(result.value).toEqual(run);
-    expect((result.changes?.nodeRuns ?? []).map((r) => r.nodeRun.node_run_id)).toEqual([rootId, a, b, a1]);
+    expect(new Set(result.endedIds)).toEqual(new Set([rootId, a, b, a1]));
     for (const id of [rootId, a, b, a1]) {
       const record = w.record(id);
       expect(record.nodeRun.state).toBe('canceled');
@@ -805,11 +858,10 @@ describe('Run state × operation', () => {
       expect(completionError(record.nodeRun)?.code).toBe('run_canceled');
     }
     expect(w.record(c)).toEqual(cBefore);
-    expect(result.effects).toEqual([
-      { type: 'cancel_execution', nodeRun: runningBefore[0] },
-      { type: 'cancel_execution', nodeRun: runningBefore[1] },
-      { type: 'disarm_deadline', runId },
-    ]);
+    expect(new Set(result.ended.map((e) => e.nodeRunId))).toEqual(
+      new Set(runningBefore.map((nodeRun) => nodeRun.node_run_id)),
+    );
+    expect(result.effects).toEqual([{ type: 'disarm_deadline', runId }]);
     expect(result.committed).toHaveLength(1);
     const event = result.committed[0]!;
     expect(event.type).toBe('run_completed');
@@ -1004,7 +1056,7 @@ describe('create_node_runs checks, in order', () => {
     expect(result.value[2]).not.toHaveProperty('kind');
     for (const id of ids) expect(w.record(id).depth).toBe(1);
     expect(w.record(rootId).childCount).toBe(ids.length);
-    expect(w.view(runId).children(rootId)).toEqual(ids);
+    expect(w.children(runId, rootId)).toEqual(ids);
     expect(w.record(rootId).rounds).toBe(1);
     expect(result.effects).toEqual(ids.map((nodeRunId) => ({ type: 'dispatch', nodeRunId })));
   });
@@ -1281,7 +1333,7 @@ describe('candidate allow/deny lists', () => {
     );
     expect(error.details).toMatchObject({ index: 2 });
     expect(w.record(rootId).childCount).toBe(0);
-    expect(w.view(runId).children(rootId)).toEqual([]);
+    expect(w.children(runId, rootId)).toEqual([]);
   });
 
   it("a child's candidate constraints apply to its own children only", () => {
@@ -1391,7 +1443,7 @@ describe('idempotency of create_node_runs', () => {
       { type: 'dispatch', nodeRunId: ids[2] },
     ]);
     expect(w.record(rootId).childCount).toBe(4);
-    expect(w.view(runId).children(rootId)).toEqual([c1!.node_run_id, c2!.node_run_id, ids[0], ids[2]]);
+    expect(w.children(runId, rootId)).toEqual([c1!.node_run_id, c2!.node_run_id, ids[0], ids[2]]);
   });
 
   it('specs without a key are never deduplicated', () => {

@@ -255,18 +255,21 @@ describe('atomic failures', () => {
 
   it('fails with atomic_executor_timeout when the executor does not answer in time, and leaves nothing running', async () => {
     const ae = await answeringExecutor(() => ({ hang: true }));
-    const t = await appWith(ae, { executeTimeoutMs: 50 });
+    // Long enough for the request to reach the executor on a loaded machine (the executor never
+    // answers, so the value only bounds how long the test takes).
+    const t = await appWith(ae, { executeTimeoutMs: 500 });
     const { run, root, events } = await runToEnd(t);
     expect(root.state).toBe('failed');
     expect(completionError(root)).toMatchObject({
       code: 'atomic_executor_timeout',
-      details: { timeout_ms: 50 },
+      details: { timeout_ms: 500 },
     });
     expect(root.ended_at).toBeDefined();
     expect(run.state).toBe('failed');
     expect(eventLabels(events)).toEqual(FAILED_BY_COORDINATOR);
     // The coordinator gave up on the call: its connection to the executor is gone.
-    expect(await ae.requests[0]!.settled).toBe('closed');
+    const [execute] = await ae.waitFor(1, isExecute);
+    expect(await execute!.settled).toBe('closed');
     // The executor may still be working on it, so it is told to stop.
     const cancels = await ae.waitFor(
       1,

@@ -4,10 +4,10 @@
  * never a Run that is still running.
  */
 import { describe, expect, it } from 'vitest';
-import { decideComplete } from '../../src/core/completion.js';
+import { decideComplete, nodeRunNeeds } from '../../src/core/completion.js';
 import type { RunView } from '../../src/core/model.js';
-import { decideCreateNodeRuns } from '../../src/core/node-runs.js';
-import { decideStartRun, decideTerminateRun } from '../../src/core/runs.js';
+import { createNeeds, decideCreateNodeRuns } from '../../src/core/node-runs.js';
+import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../../src/core/runs.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { storeContract } from './store-contract.js';
 
@@ -21,7 +21,7 @@ describe('MemoryStore retention of finished runs', () => {
   /** Starts a run with one child under the root; returns its ids. */
   async function startRun(store: MemoryStore, runId: string) {
     const rootId = `node_run_${++ids}`;
-    await store.mutate(runId, (view: RunView) =>
+    await store.mutate(runId, RUN_ONLY, (view: RunView) =>
       decideStartRun(view, {
         request: {
           run_id: runId,
@@ -34,13 +34,14 @@ describe('MemoryStore retention of finished runs', () => {
         now: NOW,
       }),
     );
-    const created = await store.mutate(runId, (view) =>
+    const request = {
+      run_id: runId,
+      parent_node_run_id: rootId,
+      node_runs: [{ node_type_ref: { node_type_id: 'atomic.leaf', version: '1' }, inputs: {} }],
+    };
+    const created = await store.mutate(runId, createNeeds(request), (view) =>
       decideCreateNodeRuns(view, {
-        request: {
-          run_id: runId,
-          parent_node_run_id: rootId,
-          node_runs: [{ node_type_ref: { node_type_id: 'atomic.leaf', version: '1' }, inputs: {} }],
-        },
+        request,
         now: NOW,
         newId: () => `node_run_${++ids}`,
         kindOf: () => 'atomic',
@@ -58,9 +59,11 @@ describe('MemoryStore retention of finished runs', () => {
   async function finish(store: MemoryStore, runId: string, how: 'cancel' | 'complete' | 'expire' = 'cancel') {
     if (how === 'complete') {
       const rootId = (await store.getRun(runId))!.run.root_node_run_id;
-      await store.mutate(runId, (view) => decideComplete(view, rootId, { state: 'succeeded' }, NOW));
+      await store.mutate(runId, nodeRunNeeds(rootId), (view) =>
+        decideComplete(view, rootId, { state: 'succeeded' }, NOW),
+      );
     } else {
-      await store.mutate(runId, (view) =>
+      await store.mutate(runId, RUN_ONLY, (view) =>
         decideTerminateRun(view, {
           now: NOW,
           state: how === 'cancel' ? 'canceled' : 'failed',
@@ -103,15 +106,10 @@ describe('MemoryStore retention of finished runs', () => {
       true,
       true,
     ]);
-    // The evicted run is gone from reads too: its view is empty.
-    expect(
-      await store.read('run_a', (view) => [
-        view.record,
-        view.nodeRunCount(),
-        view.lastSeq(),
-        view.locate(a.rootId),
-      ]),
-    ).toEqual([undefined, 0, 0, undefined]);
+    // The evicted run is gone from reads too.
+    expect(await store.getRun('run_a')).toBeUndefined();
+    expect(await store.events('run_a', 0, 10)).toBeUndefined();
+    expect(await store.locate(a.rootId)).toBeUndefined();
   });
 
   it('evicts in the order runs finished, not the order they started', async () => {
@@ -154,7 +152,7 @@ describe('MemoryStore retention of finished runs', () => {
   it('with maxFinishedRuns = 0 a run is dropped as soon as it finishes', async () => {
     const store = new MemoryStore({ maxFinishedRuns: 0 });
     const run = await startRun(store, 'run_once');
-    await store.mutate('run_once', (view) =>
+    await store.mutate('run_once', RUN_ONLY, (view) =>
       decideTerminateRun(view, { now: NOW, state: 'canceled', reason: 'run_canceled' }),
     );
     expect(await isRetained(store, run)).toBe(false);
@@ -169,5 +167,86 @@ describe('MemoryStore retention of finished runs', () => {
     });
     await startRun(store, 'run_l');
     expect(errors).toEqual([failure, failure]);
+  });
+});
+
+describe('MemoryStore cascades over many NodeRuns', () => {
+  /** A Run whose root has `count` queued children; returns its ids. */
+  async function bigRun(store: MemoryStore, count: number, runId = 'run_big') {
+    const rootId = `${runId}_root`;
+    await store.mutate(runId, RUN_ONLY, (view) =>
+      decideStartRun(view, {
+        request: {
+          run_id: runId,
+          root_node_type_ref: { node_type_id: 'composite.root', version: '1' },
+          input: {},
+        },
+        runId,
+        rootNodeRunId: rootId,
+        rootKind: 'composite',
+        now: NOW,
+      }),
+    );
+    let next = 0;
+    const request = {
+      run_id: runId,
+      parent_node_run_id: rootId,
+      node_runs: Array.from({ length: count }, () => ({
+        node_type_ref: { node_type_id: 'atomic.leaf', version: '1' },
+        inputs: {},
+      })),
+    };
+    const created = await store.mutate(runId, createNeeds(request), (view) =>
+      decideCreateNodeRuns(view, {
+        request,
+        now: NOW,
+        newId: () => `${runId}_${++next}`,
+        kindOf: () => 'atomic',
+      }),
+    );
+    return { runId, rootId, childIds: created.value.map((n) => n.node_run_id) };
+  }
+
+  it('prepares a large cascade across event-loop turns, commits it at once, and serves other work meanwhile', async () => {
+    const store = new MemoryStore({ maxFinishedRuns: 10, cascadeSlice: 100 });
+    const { runId, rootId, childIds } = await bigRun(store, 1_000);
+    const other = await bigRun(store, 1, 'run_other');
+
+    const completing = store.mutate(runId, nodeRunNeeds(rootId), (view) =>
+      decideComplete(view, rootId, { state: 'succeeded' }, NOW),
+    );
+    let settled = false;
+    completing.then(() => {
+      settled = true;
+    });
+    // Work on another Run gets through while the cascade is being prepared...
+    await store.mutate(other.runId, RUN_ONLY, (view) =>
+      decideTerminateRun(view, { now: NOW, state: 'canceled', reason: 'run_canceled' }),
+    );
+    expect((await store.getRun(other.runId))?.run.state).toBe('canceled');
+    expect(settled, 'the cascade yielded to other work').toBe(false);
+    // ...readers of this Run see it as it was before the commit, never half-done...
+    expect((await store.getNodeRun(childIds[0]!))?.nodeRun.state).toBe('queued');
+    expect((await store.getNodeRun(childIds[999]!))?.nodeRun.state).toBe('queued');
+    // ...and a decision on this Run waits for the commit.
+    const after = store.mutate(runId, RUN_ONLY, (view) => ({ value: view.liveNodeRunCount() }));
+    const done = await completing;
+    expect(done.committed.map((e) => e.type)).toEqual(['run_completed']);
+    expect((await after).value).toBe(0);
+    for (const id of childIds) expect((await store.getNodeRun(id))?.nodeRun.state).toBe('canceled');
+  });
+
+  it('a small cascade commits without giving up its turn', async () => {
+    const store = new MemoryStore({ maxFinishedRuns: 10, cascadeSlice: 100 });
+    const { runId, rootId, childIds } = await bigRun(store, 99);
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    await store.mutate(runId, nodeRunNeeds(rootId), (view) =>
+      decideComplete(view, rootId, { state: 'succeeded' }, NOW),
+    );
+    expect(turned).toBe(false);
+    expect((await store.getNodeRun(childIds[0]!))?.nodeRun.state).toBe('canceled');
   });
 });
