@@ -5,6 +5,8 @@ export interface ThrowawayPostgresOptions {
   settings?: Record<string, string>;
   /** max_connections; default 200. */
   maxConnections?: number;
+  /** A taskset CPU list (e.g. '0') the server and all its backends are pinned to; default unpinned. */
+  cpus?: string;
   /** Receives one progress line when the server is ready; default silent. */
   log?: (line: string) => void;
 }
@@ -15,6 +17,8 @@ export interface ThrowawayPostgres {
   /** The same database as the `postgres` superuser. */
   adminUrl: string;
   port: number;
+  /** The postmaster's pid (the backends are its children). */
+  pid: number;
   /** The temp directory holding the cluster, the socket and server.log; removed by stop(). */
   dir: string;
   bindir: string;

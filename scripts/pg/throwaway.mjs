@@ -41,8 +41,8 @@ const PORT_ATTEMPTS = 5;
 
 /**
  * Starts a fresh server. Options: `settings` (extra `-c name=value` server settings, e.g.
- * `{ synchronous_commit: 'off' }`), `maxConnections` (default 200), `log` (a function for progress
- * lines; default silent).
+ * `{ synchronous_commit: 'off' }`), `maxConnections` (default 200), `cpus` (a taskset CPU list the
+ * server is pinned to, for benchmarks), `log` (a function for progress lines; default silent).
  */
 export async function startThrowawayPostgres(options = {}) {
   const started = Date.now();
@@ -71,6 +71,7 @@ export async function startThrowawayPostgres(options = {}) {
       url,
       adminUrl,
       port: server.port,
+      pid: server.pid,
       dir,
       bindir,
       env: {
@@ -208,8 +209,12 @@ async function startServer({ bindir, owner, dir, port, options }) {
     ...options.settings,
   };
   const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+  // taskset execs the postmaster, so the pid stays the server's and every backend inherits the CPUs.
+  const [command, commandArgs] = options.cpus
+    ? ['taskset', ['-c', String(options.cpus), join(bindir, 'postgres'), ...args]]
+    : [join(bindir, 'postgres'), args];
   // Detached: Ctrl-C in a terminal reaches only us, and we shut the server down in order.
-  const child = spawn(join(bindir, 'postgres'), args, {
+  const child = spawn(command, commandArgs, {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: serverEnv(),
@@ -229,6 +234,7 @@ async function startServer({ bindir, owner, dir, port, options }) {
   }
   return {
     port,
+    pid: child.pid,
     watchdog,
     async stop() {
       // Referenced again so that the process waits for the server instead of exiting under us.
