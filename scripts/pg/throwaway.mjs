@@ -24,6 +24,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -99,16 +100,33 @@ export async function startThrowawayPostgres(options = {}) {
 }
 
 function findBindir() {
-  const bindir = process.env.PG_BINDIR || DEFAULT_BINDIR;
-  if (existsSync(join(bindir, 'postgres'))) return bindir;
-  if (process.getuid?.() === 0 && !process.env.PG_BINDIR) {
+  if (process.env.PG_BINDIR) {
+    if (existsSync(join(process.env.PG_BINDIR, 'postgres'))) return process.env.PG_BINDIR;
+    throw new Error(`PG_BINDIR=${process.env.PG_BINDIR} holds no postgres binary`);
+  }
+  if (!installedBindir() && process.getuid?.() === 0) {
     // CI runs as root on Debian without the server installed; installing it is what a human would do.
-    const result = spawnSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq postgresql'], {
+    spawnSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq postgresql'], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
-    if (result.status === 0 && existsSync(join(bindir, 'postgres'))) return bindir;
   }
-  throw new Error(`no PostgreSQL server binaries in ${bindir}: apt-get install postgresql, or set PG_BINDIR`);
+  const bindir = installedBindir();
+  if (!bindir)
+    throw new Error(
+      `no PostgreSQL server in ${DEFAULT_BINDIR}: apt-get install postgresql, or set PG_BINDIR`,
+    );
+  return bindir;
+}
+
+/** Debian's PostgreSQL 15 (what the project targets), else the newest major version installed. */
+function installedBindir() {
+  if (existsSync(join(DEFAULT_BINDIR, 'postgres'))) return DEFAULT_BINDIR;
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base) ? readdirSync(base).filter((v) => /^\d+$/.test(v)) : [];
+  const newest = versions
+    .sort((a, b) => Number(b) - Number(a))
+    .find((v) => existsSync(join(base, v, 'bin', 'postgres')));
+  return newest && join(base, newest, 'bin');
 }
 
 /** The OS user the server runs as when we are root (PostgreSQL refuses root); undefined otherwise. */
