@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { isTerminal } from '../core/model.js';
 import { ArpError } from '../errors.js';
-import type { Assignment } from './assignments.js';
+import { type Assignment, hashToken, isAssignmentToken } from './assignments.js';
 import type { InboundAuth } from './settings.js';
 import { AuthFailure, type JwtVerifier } from './verifier.js';
 
@@ -79,13 +79,16 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
     if (token === undefined) {
       return done(reject(request, new AuthFailure('invalid_request', 'Invalid Authorization header')));
     }
-    const assignment = coordinator.assignments.lookup(token);
-    if (assignment) {
-      // Composite executors only call NodeRun operations; the exact scope is checked by
-      // authorizeAssignment once the route and body are known.
-      if (!request.url.startsWith('/v1/node-runs')) return done(forbidden(scopeMessage(assignment)));
-      request.principal = { kind: 'assignment', sub: `assignment:${assignment.nodeRunId}`, assignment };
-      return done();
+    if (isAssignmentToken(token)) {
+      coordinator.store.findAssignment(hashToken(token)).then((assignment) => {
+        if (!assignment) return done(reject(request, new AuthFailure('invalid_token', 'Invalid token')));
+        // Composite executors only call NodeRun operations; the exact scope is checked by
+        // authorizeAssignment once the route and body are known.
+        if (!request.url.startsWith('/v1/node-runs')) return done(forbidden(scopeMessage(assignment)));
+        request.principal = { kind: 'assignment', sub: `assignment:${assignment.nodeRunId}`, assignment };
+        done();
+      }, done);
+      return;
     }
     const cached = verifier?.cached(token);
     if (cached) {
@@ -148,7 +151,6 @@ export async function authorizeAssignment(
   const store = coordinator.store;
   const own = await store.getNodeRun(assignment.nodeRunId);
   if (!own || isTerminal(own.nodeRun.state)) {
-    coordinator.assignments.revoke(assignment.nodeRunId);
     throw unauthorized(new AuthFailure('invalid_token', 'Assignment token is no longer valid'));
   }
   const scope = scopeMessage(assignment);

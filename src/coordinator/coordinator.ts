@@ -3,7 +3,6 @@
  * decision atomically, then carry out its effects (dispatch, executor cancels, budget deadlines).
  */
 
-import { AssignmentRegistry } from '../auth/assignments.js';
 import { decideComplete, decideEvaluation, nodeRunNeeds } from '../core/completion.js';
 import { decidePolicy } from '../core/dispatch.js';
 import { rejectReservedExtensions } from '../core/extensions.js';
@@ -71,8 +70,6 @@ export class Coordinator {
   readonly #limits: CoordinatorLimits;
   /** Run id → the function that disarms its wall-time deadline. */
   readonly #deadlines = new Map<string, () => void>();
-  /** Tokens handed to composite executors, revoked when their NodeRun finishes. */
-  readonly assignments = new AssignmentRegistry();
   #stopping = false;
 
   constructor(deps: CoordinatorDeps) {
@@ -173,6 +170,20 @@ export class Coordinator {
     );
   }
 
+  /** The Run as served. */
+  async runJson(runId: string): Promise<string> {
+    const json = await this.store.runJson(runId);
+    if (json === undefined) throw runNotFound(runId);
+    return json;
+  }
+
+  /** The NodeRun as served. */
+  async nodeRunJson(nodeRunId: string): Promise<string> {
+    const json = await this.store.nodeRunJson(nodeRunId);
+    if (json === undefined) throw nodeRunNotFound(nodeRunId);
+    return json;
+  }
+
   async getNodeRun(nodeRunId: string): Promise<NodeRun> {
     const record = await this.store.getNodeRun(nodeRunId);
     if (!record) throw nodeRunNotFound(nodeRunId);
@@ -242,8 +253,8 @@ export class Coordinator {
   }
 
   /**
-   * After a commit: NodeRuns it made terminal lose their assignment token and whatever the execution
-   * port held for them; those its cascade ended while an executor had them get a cancel call.
+   * After a commit: the execution port drops what it held for NodeRuns the commit made terminal;
+   * those its cascade ended while an executor had them get a cancel call.
    */
   #settle(decision: CommittedDecision<unknown>): void {
     for (const record of decision.changes?.updated ?? []) {
@@ -251,12 +262,11 @@ export class Coordinator {
     }
     for (const execution of decision.ended) {
       this.#ended(execution.nodeRunId);
-      this.#run({ type: 'cancel_execution', execution });
+      this.#execution.cancel(execution);
     }
   }
 
   #ended(nodeRunId: string): void {
-    this.assignments.revoke(nodeRunId);
     this.#execution.settled(nodeRunId);
   }
 
@@ -267,7 +277,7 @@ export class Coordinator {
           this.#execution.dispatch(effect.nodeRunId);
           return;
         case 'cancel_execution':
-          this.#execution.cancel(effect.execution);
+          // Carried out from the committed decision's `ended`, where the store recorded it.
           return;
         case 'arm_deadline':
           this.#armDeadline(effect.runId, effect.at);

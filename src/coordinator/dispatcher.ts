@@ -5,8 +5,7 @@
  * the Composite Executor. Every running NodeRun has a deadline: the execute call's timeout for
  * atomics, a timer for composites. Nothing here ever throws into an API request.
  */
-import { randomBytes } from 'node:crypto';
-import { hashToken } from '../auth/assignments.js';
+import { hashToken, newAssignmentToken } from '../auth/assignments.js';
 import { TokenRequestError } from '../auth/outbound.js';
 import type { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import type { CompositeExecutorClient } from '../clients/composite-executor.js';
@@ -174,7 +173,7 @@ export class Dispatcher implements ExecutionPort {
     if (this.#closed) return;
     const refuse = this.#refusal(kind);
     const binding = this.#binding(kind);
-    const token = kind === 'composite' && !refuse ? randomBytes(32).toString('base64url') : undefined;
+    const token = kind === 'composite' && !refuse ? newAssignmentToken() : undefined;
     // Registered before the claim, so that a cancel arriving right after it is never missed.
     const controller = new AbortController();
     this.#inflight.set(nodeRunId, controller);
@@ -191,7 +190,6 @@ export class Dispatcher implements ExecutionPort {
     );
     try {
       if (claim !== 'claimed' || controller.signal.aborted) return;
-      if (token) this.#coordinator.assignments.issue(hashToken(token), { runId, nodeRunId });
       const claimed = (await store.getNodeRun(nodeRunId))!;
       if (kind === 'atomic') await this.#execute(claimed, run.run.run_context, controller);
       else await this.#begin(claimed, run.run.run_context, token!, controller);

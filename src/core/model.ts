@@ -114,6 +114,8 @@ export interface Changes {
 export interface EndedExecution {
   readonly nodeRunId: string;
   readonly kind: NodeKind | undefined;
+  /** The store's record of this owed effect, when it keeps one (see `Store.effectDone`). */
+  readonly effectId?: string;
 }
 
 /** Work the shell does after a decision is committed. */

@@ -39,6 +39,11 @@ export class EventHub {
     }
   }
 
+  /** True when `runId` has at least one subscriber. */
+  has(runId: string): boolean {
+    return this.#listeners.has(runId);
+  }
+
   /** Number of Runs with at least one live subscriber (for tests and diagnostics). */
   get activeRuns(): number {
     return this.#listeners.size;

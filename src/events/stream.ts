@@ -3,8 +3,7 @@
  * following new events until the Run is finished. Nothing is queued per subscriber: the store's
  * event log is the buffer, and a slow sink simply makes the reader wait, so memory stays bounded.
  */
-import type { RunEvent } from '../core/model.js';
-import type { Store } from '../store/store.js';
+import type { LoggedEvent, Store } from '../store/store.js';
 
 export interface EventSink {
   /** Writes one chunk; false means "wait for drain before writing more". */
@@ -30,8 +29,8 @@ const BATCH = 256;
 /** Membership test for "this NodeRun or one of its descendants", memoised per stream. */
 function subtreeFilter(store: Store, rootId: string) {
   const known = new Map<string, boolean>([[rootId, true]]);
-  return async (event: RunEvent): Promise<boolean> => {
-    const start = event.node_run_id;
+  return async (event: LoggedEvent): Promise<boolean> => {
+    const start = event.nodeRunId;
     if (start === undefined) return false;
     const path: string[] = [];
     let verdict: boolean | undefined;
@@ -59,13 +58,12 @@ async function readBatch(
   store: Store,
   options: StreamOptions,
   cursor: number,
-  include: ((event: RunEvent) => Promise<boolean>) | undefined,
+  include: ((event: LoggedEvent) => Promise<boolean>) | undefined,
 ): Promise<Batch> {
   const page = await store.events(options.runId, cursor, BATCH);
   if (!page) return { lines: '', cursor, caughtUp: true, done: true };
   let lines = '';
-  for (const event of page.events)
-    if (!include || (await include(event))) lines += `${JSON.stringify(event)}\n`;
+  for (const event of page.events) if (!include || (await include(event))) lines += `${event.line}\n`;
   const next = page.events.length > 0 ? page.events[page.events.length - 1]!.seq : cursor;
   const caughtUp = next >= page.lastSeq;
   return { lines, cursor: next, caughtUp, done: caughtUp && (!options.follow || page.finished) };

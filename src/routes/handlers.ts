@@ -14,10 +14,12 @@ import type {
   RunStartRequest,
   VersionInfo,
 } from '../gen/contract.js';
-import { cachedJson, JSON_CONTENT_TYPE } from '../http/json-cache.js';
+
 import { type StreamRegistry, sendEventStream } from '../http/ndjson.js';
 
 export type OperationId = keyof operations;
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 export interface HandlerContext {
   readonly coordinator: Coordinator;
@@ -71,9 +73,7 @@ export const handlers: Record<OperationId, Handler> = {
   start_run: async (request, _reply, ctx) => ctx.coordinator.startRun(request.body as RunStartRequest),
 
   get_run: async (request, reply, ctx) =>
-    reply
-      .type(JSON_CONTENT_TYPE)
-      .send(cachedJson(await ctx.coordinator.getRun(idParam(request, 'run_id', ctx)))),
+    reply.type(JSON_CONTENT_TYPE).send(await ctx.coordinator.runJson(idParam(request, 'run_id', ctx))),
 
   cancel_run: async (request, _reply, ctx) => ctx.coordinator.cancelRun((request.params as Params).run_id!),
 
@@ -95,7 +95,7 @@ export const handlers: Record<OperationId, Handler> = {
   get_node_run: async (request, reply, ctx) =>
     reply
       .type(JSON_CONTENT_TYPE)
-      .send(cachedJson(await ctx.coordinator.getNodeRun(idParam(request, 'node_run_id', ctx)))),
+      .send(await ctx.coordinator.nodeRunJson(idParam(request, 'node_run_id', ctx))),
 
   stream_node_run_events: async (request, reply, ctx) => {
     const nodeRunId = idParam(request, 'node_run_id', ctx);

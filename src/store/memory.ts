@@ -19,7 +19,8 @@ import type {
 } from '../core/model.js';
 import { isTerminal } from '../core/model.js';
 import { EventHub } from '../events/hub.js';
-import type { CommittedDecision, EventPage, Store } from './store.js';
+import { cachedJson } from './json-cache.js';
+import type { Assignment, CommittedDecision, EventPage, Store } from './store.js';
 
 interface RunState {
   record: RunRecord | undefined;
@@ -58,6 +59,8 @@ export class MemoryStore implements Store {
   readonly #locations = new Map<string, string>();
   /** Finished Run ids in the order they finished (a Set keeps insertion order). */
   readonly #finished = new Set<string>();
+  /** Assignment token hash → the NodeRun it was handed out for. */
+  readonly #assignments = new Map<string, string>();
   /** Runs whose commit is being prepared across turns; their next decision waits for it. */
   readonly #busy = new Map<string, Promise<void>>();
   readonly #hub: EventHub;
@@ -89,7 +92,10 @@ export class MemoryStore implements Store {
       }
       const committed = this.#apply(runId, state, decision, ended);
       if (committed.length > 0) this.#hub.publish(runId);
-      return { ...decision, committed, ended: ended.executions };
+      const stops = (decision.effects ?? []).flatMap((effect) =>
+        effect.type === 'cancel_execution' ? [effect.execution] : [],
+      );
+      return { ...decision, committed, ended: [...ended.executions, ...stops] };
     } finally {
       if (release) {
         this.#busy.delete(runId);
@@ -157,16 +163,39 @@ export class MemoryStore implements Store {
     return this.#runs.size - this.#finished.size;
   }
 
+  async runJson(runId: string): Promise<string | undefined> {
+    const record = this.#runs.get(runId)?.record;
+    return record && cachedJson(record.run);
+  }
+
+  async nodeRunJson(nodeRunId: string): Promise<string | undefined> {
+    const record = await this.getNodeRun(nodeRunId);
+    return record && cachedJson(record.nodeRun);
+  }
+
+  async findAssignment(tokenHash: string): Promise<Assignment | undefined> {
+    const nodeRunId = this.#assignments.get(tokenHash);
+    if (nodeRunId === undefined) return undefined;
+    const record = await this.getNodeRun(nodeRunId);
+    if (!record || isTerminal(record.nodeRun.state)) return undefined;
+    return { runId: record.nodeRun.run_id, nodeRunId };
+  }
+
   async events(runId: string, afterSeq: number, limit: number): Promise<EventPage | undefined> {
     const state = this.#runs.get(runId);
     if (!state?.record) return undefined;
     const from = Math.max(0, afterSeq);
     return {
-      events: state.events.slice(from, from + limit),
+      events: state.events
+        .slice(from, from + limit)
+        .map((event) => ({ seq: event.seq, nodeRunId: event.node_run_id, line: cachedJson(event) })),
       lastSeq: state.events.length,
       finished: isTerminal(state.record.run.state),
     };
   }
+
+  /** Nothing to forget: effects are only owed by this process. */
+  async effectDone(): Promise<void> {}
 
   subscribe(runId: string, listener: () => void): () => void {
     return this.#hub.subscribe(runId, listener);
@@ -235,6 +264,9 @@ export class MemoryStore implements Store {
       if (!before) throw new Error(`decision updated NodeRun ${id}, which does not exist`);
       if (!isTerminal(before.nodeRun.state) && isTerminal(record.nodeRun.state)) state.live -= 1;
       state.nodeRuns.set(id, record);
+      const tokenHash = record.assignmentTokenHash;
+      if (tokenHash !== undefined && tokenHash !== before.assignmentTokenHash)
+        this.#assignments.set(tokenHash, id);
     }
     const committed: RunEvent[] = [];
     for (const draft of changes.events ?? []) {
@@ -272,7 +304,10 @@ export class MemoryStore implements Store {
   #evict(runId: string): void {
     const state = this.#runs.get(runId);
     if (!state) return;
-    for (const id of state.nodeRuns.keys()) this.#locations.delete(id);
+    for (const [id, record] of state.nodeRuns) {
+      this.#locations.delete(id);
+      if (record.assignmentTokenHash !== undefined) this.#assignments.delete(record.assignmentTokenHash);
+    }
     this.#runs.delete(runId);
     this.#hub.publish(runId);
   }

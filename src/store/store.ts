@@ -32,16 +32,37 @@ export interface Store {
   locate(nodeRunId: string): Promise<string | undefined>;
   /** Number of Runs that have not finished. */
   countLiveRuns(): Promise<number>;
+  /** The Run as served (JSON), for reads that only pass it on. */
+  runJson(runId: string): Promise<string | undefined>;
+  /** The NodeRun as served (JSON), for reads that only pass it on. */
+  nodeRunJson(nodeRunId: string): Promise<string | undefined>;
+  /** The unfinished NodeRun whose composite executor holds the token with this SHA-256 (hex). */
+  findAssignment(tokenHash: string): Promise<Assignment | undefined>;
   /** A page of a Run's event log; undefined when the Run does not exist. */
   events(runId: string, afterSeq: number, limit: number): Promise<EventPage | undefined>;
+  /** An owed effect was carried out (or given up); a durable store forgets it. */
+  effectDone(runId: string, effectId: string): Promise<void>;
   /** Calls `listener` after each commit that appends events to `runId`. Returns the unsubscribe. */
   subscribe(runId: string, listener: () => void): () => void;
   close(): Promise<void>;
 }
 
+/** A NodeRun whose assignment token a composite executor holds. */
+export interface Assignment {
+  readonly runId: string;
+  readonly nodeRunId: string;
+}
+
+/** An event of the log as served: its NDJSON line (without the newline). */
+export interface LoggedEvent {
+  readonly seq: number;
+  readonly nodeRunId: string | undefined;
+  readonly line: string;
+}
+
 export interface EventPage {
   /** Committed events with seq > afterSeq, in seq order, at most `limit`. */
-  readonly events: readonly RunEvent[];
+  readonly events: readonly LoggedEvent[];
   /** Highest seq committed so far (0 when none). */
   readonly lastSeq: number;
   /** The Run is terminal. */
@@ -51,6 +72,10 @@ export interface EventPage {
 export interface CommittedDecision<T> extends Decision<T> {
   /** Events exactly as committed (with run_id and seq). */
   readonly committed: readonly RunEvent[];
-  /** NodeRuns the decision's cascade ended while an executor had them (`running`). */
+  /**
+   * Executions whose executor must be told to stop: NodeRuns the decision's cascade ended while they
+   * were `running`, and those the decision asked to stop (`cancel_execution` effects). A durable store
+   * records them in the same commit, and again offers those not marked done (`effectDone`).
+   */
   readonly ended: readonly EndedExecution[];
 }

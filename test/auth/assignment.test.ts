@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken } from '../../src/auth/assignments.js';
 import { type AuthSettings, disabledAuth, parseAuthSettings } from '../../src/auth/settings.js';
 import type { RunEvent } from '../../src/core/model.js';
 import type {
@@ -192,7 +193,11 @@ describe('assignment tokens with authentication required', () => {
     // Opaque, not the user's token and not a JWT.
     expect(begin.assignment_token).not.toBe(s.user);
     expect(begin.assignment_token!.split('.')).toHaveLength(1);
-    expect(s.t.app.coordinator.assignments.size).toBe(1);
+    // Bound to that NodeRun in the store, by its hash.
+    expect(await s.t.app.coordinator.store.findAssignment(hashToken(begin.assignment_token!))).toEqual({
+      runId: run.run_id,
+      nodeRunId: run.root_node_run_id,
+    });
   });
 
   it('allows every callback of a composite executor on its own NodeRun and its descendants', async () => {
@@ -269,7 +274,8 @@ describe('assignment tokens with authentication required', () => {
     expect(after).toMatchObject({ state: 'succeeded', evaluation_result: evaluation.evaluation_result });
     expect((await userGetRun(s, run.run_id)).state).toBe('succeeded');
     // Every token is gone with its NodeRun.
-    expect(s.t.app.coordinator.assignments.size).toBe(0);
+    expect(await s.t.app.coordinator.store.findAssignment(hashToken(token))).toBeUndefined();
+    expect(await s.t.app.coordinator.store.findAssignment(hashToken(childToken))).toBeUndefined();
     expectUnauthorized(await call(s, childToken, 'GET', childPath), 'finished child token');
   });
 
@@ -446,7 +452,7 @@ describe('assignment tokens with authentication required', () => {
       await call(s, childToken, 'GET', `/v1/node-runs/${child!.node_run_id}`),
       'child token',
     );
-    expect(s.t.app.coordinator.assignments.size).toBe(0);
+    expect(await s.t.app.coordinator.store.findAssignment(hashToken(childToken))).toBeUndefined();
   });
 
   it('stops accepting the tokens (401) of a canceled Run', async () => {
@@ -473,7 +479,8 @@ describe('assignment tokens with authentication required', () => {
       await call(s, childToken, 'GET', `/v1/node-runs/${child!.node_run_id}`),
       'child token after cancel',
     );
-    expect(s.t.app.coordinator.assignments.size).toBe(0);
+    for (const t of [token, childToken])
+      expect(await s.t.app.coordinator.store.findAssignment(hashToken(t))).toBeUndefined();
   });
 
   it('answers 401 to an unknown opaque token, including a near-copy of a valid one', async () => {

@@ -51,7 +51,7 @@ describe('request ids and logs', () => {
   it('answers an unexpected failure with a bare 500 internal_error and logs it with the request id', async () => {
     const { lines, logger } = capture();
     class BrokenStore extends MemoryStore {
-      override async getRun(): Promise<never> {
+      override async runJson(): Promise<never> {
         throw new Error('disk on fire at http://10.0.0.7:5432/internal');
       }
     }

@@ -17,7 +17,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { endByCoordinator } from '../../src/core/cascade.js';
 import { decideComplete, decideEvaluation, nodeRunNeeds } from '../../src/core/completion.js';
 import { decideClaim } from '../../src/core/dispatch.js';
-import type { Decision, EventDraft, Needs, NodeRun, RunView } from '../../src/core/model.js';
+import type {
+  Decision,
+  EndedExecution,
+  EventDraft,
+  Needs,
+  NodeRun,
+  RunEvent,
+  RunView,
+} from '../../src/core/model.js';
 import { createNeeds, decideCreateNodeRuns } from '../../src/core/node-runs.js';
 import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../../src/core/runs.js';
 import { ArpError } from '../../src/errors.js';
@@ -27,6 +35,9 @@ import type { Store } from '../../src/store/store.js';
 const NOW = new Date('2026-01-01T00:00:00.000Z');
 const TIME = NOW.toISOString();
 
+/** Which executions a commit says to stop (without the store's own bookkeeping of them). */
+const executions = (ended: readonly EndedExecution[]) =>
+  ended.map(({ nodeRunId, kind }) => ({ nodeRunId, kind }));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const seqs = (events: readonly { seq: number }[]) => events.map((event) => event.seq);
 const spec = (type: string, extra: Partial<NodeRunCreateSpec> = {}): NodeRunCreateSpec => ({
@@ -118,8 +129,13 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       );
     }
 
-    async function allEvents(store: Store, runId: string) {
-      return (await store.events(runId, 0, 100_000))?.events ?? [];
+    /** The Run's whole log, each line parsed (and checked to carry its seq and node). */
+    async function allEvents(store: Store, runId: string): Promise<RunEvent[]> {
+      return ((await store.events(runId, 0, 100_000))?.events ?? []).map((logged) => {
+        const event = JSON.parse(logged.line) as RunEvent;
+        expect([event.seq, event.node_run_id]).toEqual([logged.seq, logged.nodeRunId]);
+        return event;
+      });
     }
 
     // -------------------------------------------------------------------------------------------
@@ -136,7 +152,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(result.committed[0]).not.toHaveProperty('node_run_id');
         expect(result.committed[0]!.data).toEqual({ root_node_run_id: rootId });
         expect(result.committed[0]!.time).toBe(TIME);
-        expect(result.ended).toEqual([]);
+        expect(executions(result.ended)).toEqual([]);
 
         expect(await store.getRun(runId)).toEqual(result.changes!.run);
         expect(await store.getNodeRun(rootId)).toEqual(result.changes!.created![0]);
@@ -242,7 +258,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const result = await store.mutate(t.runId, nodeRunNeeds(t.rootId), (view) =>
           decideComplete(view, t.rootId, { state: 'succeeded' }, later),
         );
-        expect(result.ended).toEqual([{ nodeRunId: t.a, kind: 'atomic' }]);
+        expect(executions(result.ended)).toEqual([{ nodeRunId: t.a, kind: 'atomic' }]);
         for (const id of [t.a, t.b, t.b1]) {
           expect(await store.getNodeRun(id)).toEqual(
             endByCoordinator(before.get(id)!, 'parent_completed', later.toISOString()),
@@ -274,7 +290,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(result.committed.map((e) => [e.type, e.data?.canceled_node_run_count])).toEqual([
           ['run_completed', 4],
         ]);
-        expect(new Set(result.ended)).toEqual(
+        expect(new Set(executions(result.ended))).toEqual(
           new Set([
             { nodeRunId: t.rootId, kind: 'composite' },
             { nodeRunId: t.a, kind: 'atomic' },
@@ -541,7 +557,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await page(0, 0)).toEqual([]);
         expect(await page(0, 1000)).toEqual(range(1, 10));
         expect(await store.events(runId, 0, 1)).toMatchObject({ lastSeq: 10, finished: false });
-        const data = (await store.events(runId, 2, 8))!.events.map((e) => e.data?.i);
+        const data = (await store.events(runId, 2, 8))!.events.map((e) => JSON.parse(e.line).data?.i);
         expect(data).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
 
         // Resuming from the last seq seen yields every event exactly once.

@@ -13,5 +13,3 @@ export function cachedJson(value: object): string {
   }
   return json;
 }
-
-export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';

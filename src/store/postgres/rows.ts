@@ -1,0 +1,98 @@
+/** Rows of the PostgreSQL store ↔ the core's records. */
+import type { NodeRunRecord, RunRecord } from '../../core/model.js';
+import type { ConstraintEnvelope, NodeRun, Run } from '../../gen/contract.js';
+
+export interface RunRow {
+  readonly run_id: string;
+  readonly doc: Run;
+  readonly constraints: ConstraintEnvelope | null;
+  readonly start_fingerprint: string;
+  readonly deadline_at: string | number | null;
+  readonly steps: number;
+}
+
+export interface LockedRunRow extends RunRow {
+  readonly node_run_count: number;
+  readonly live_count: number;
+  readonly last_seq: string | number;
+}
+
+export interface NodeRunRow {
+  readonly run_id: string;
+  readonly node_run_id: string;
+  readonly doc: NodeRun;
+  readonly depth: number;
+  readonly constraints: ConstraintEnvelope | null;
+  readonly child_count: number;
+  readonly rounds: number;
+  readonly idempotency_key: string | null;
+  readonly idempotency_fingerprint: string | null;
+  readonly completion_fingerprint: string | null;
+  readonly ended_by_coordinator: boolean;
+  readonly assignment_token_hash: string | null;
+  readonly deadline_at: string | number | null;
+}
+
+const orUndefined = <T>(value: T | null): T | undefined => (value === null ? undefined : value);
+const epochMs = (value: string | number | null) => (value === null ? undefined : Number(value));
+
+export function runRecord(row: RunRow): RunRecord {
+  return {
+    run: row.doc,
+    constraints: orUndefined(row.constraints),
+    startFingerprint: row.start_fingerprint,
+    deadlineAt: epochMs(row.deadline_at),
+    steps: row.steps,
+  };
+}
+
+export function nodeRunRecord(row: NodeRunRow): NodeRunRecord {
+  const record: NodeRunRecord = {
+    nodeRun: row.doc,
+    depth: row.depth,
+    constraints: orUndefined(row.constraints),
+    childCount: row.child_count,
+    rounds: row.rounds,
+    idempotency:
+      row.idempotency_key === null
+        ? undefined
+        : { key: row.idempotency_key, fingerprint: row.idempotency_fingerprint ?? '' },
+    completionFingerprint: orUndefined(row.completion_fingerprint),
+    endedByCoordinator: row.ended_by_coordinator,
+  };
+  return row.assignment_token_hash === null
+    ? record
+    : { ...record, assignmentTokenHash: row.assignment_token_hash };
+}
+
+/** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from an instance. */
+export interface Ownership {
+  readonly set: boolean;
+  readonly owner: string | null;
+  readonly leaseExpiresAt: number | null;
+}
+
+/** A NodeRun record as one element of the jsonb array the insert and update statements read. */
+export function nodeRunParam(record: NodeRunRecord, ownership: Ownership) {
+  const { nodeRun } = record;
+  return {
+    node_run_id: nodeRun.node_run_id,
+    parent_node_run_id: nodeRun.parent_node_run_id ?? null,
+    state: nodeRun.state,
+    kind: nodeRun.kind ?? null,
+    doc: nodeRun,
+    depth: record.depth,
+    constraints: record.constraints ?? null,
+    child_count: record.childCount,
+    rounds: record.rounds,
+    idempotency_key: record.idempotency?.key ?? null,
+    idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
+    completion_fingerprint: record.completionFingerprint ?? null,
+    ended_by_coordinator: record.endedByCoordinator,
+    assignment_token_hash: record.assignmentTokenHash ?? null,
+    deadline_at: null,
+    set_owner: ownership.set,
+    owner: ownership.owner,
+    lease_expires_at: ownership.leaseExpiresAt,
+  };
+}
