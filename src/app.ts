@@ -22,6 +22,7 @@ import {
 import { ArpError } from './errors.js';
 import type { VersionInfo } from './gen/contract.js';
 import { envelope, toWireError } from './http/envelope.js';
+import { installJsonBodyParser } from './http/json-body.js';
 import { StreamRegistry } from './http/ndjson.js';
 import { pathMatcher, toFastifyPath } from './http/route-match.js';
 import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
@@ -160,15 +161,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     throw new ArpError('not_found', `No route for ${request.method} ${path}`);
   };
 
-  // JSON only. An empty body is "no body" (e.g. `:cancel` sent with a JSON content type); routes
-  // whose contract requires a body then fail validation with a 400.
-  app.removeAllContentTypeParsers();
-  const parseJson = app.getDefaultJsonParser('error', 'ignore');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    parseJson(request, text, done);
-  });
+  installJsonBodyParser(app);
 
   for (const schema of contract.schemas) app.addSchema(schema);
 
