@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { authorizeAssignment, installAuth } from './auth/hooks.js';
 import { type AuthSettings, disabledAuth } from './auth/settings.js';
@@ -19,6 +19,7 @@ import {
   type OrchestrationOptions,
   type WiringDeps,
 } from './coordinator/wiring.js';
+import { MAX_CLIENT_ID_LENGTH } from './core/ids.js';
 import { ArpError } from './errors.js';
 import type { VersionInfo } from './gen/contract.js';
 import { envelope, toWireError } from './http/envelope.js';
@@ -143,22 +144,33 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     exposeHeadRoutes: false,
     genReqId: requestIdGenerator(),
     clientErrorHandler,
+    // Every id the service accepts fits (the router measures decoded segments); longer segments
+    // cannot name anything (414).
+    routerOptions: { maxParamLength: MAX_CLIENT_ID_LENGTH },
+    // Errors the router raises before any route or hook runs (bad percent-encoding, long segments).
+    frameworkErrors: (error, request, reply) => {
+      const wire = toWireError(error);
+      (reply as FastifyReply).header('x-request-id', request.id).code(wire.status).send(wire.body);
+    },
     ajv: {
       // Reject rather than repair: unknown fields and wrong types are 400s, as the contract says.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
     },
   });
 
-  const routeMiss = (request: FastifyRequest): never => {
+  const routeMissError = (request: FastifyRequest): ArpError => {
     const path = request.url.split('?')[0] ?? request.url;
     const allowed = matcher.allowedMethods(path);
     if (allowed.length > 0 && !allowed.includes(request.method)) {
-      throw new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
+      return new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
         details: { allowed_methods: allowed },
         headers: { allow: allowed.join(', ') },
       });
     }
-    throw new ArpError('not_found', `No route for ${request.method} ${path}`);
+    return new ArpError('not_found', `No route for ${request.method} ${path}`);
+  };
+  const routeMiss = (request: FastifyRequest): never => {
+    throw routeMissError(request);
   };
 
   installJsonBodyParser(app);
@@ -201,6 +213,11 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         'request not authenticated',
       ),
   });
+  // No route takes this request: answer 404/405 before reading a body (whose media type, syntax or
+  // size would otherwise decide the status). After authentication, so unknown routes still say 401.
+  app.addHook('onRequest', (request, _reply, done) =>
+    done(request.is404 ? routeMissError(request) : undefined),
+  );
   if (options.logRequests) {
     app.addHook('onResponse', async (request, reply) => {
       logger?.info(

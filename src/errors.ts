@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   constraint_violation: 409,
   node_run_already_terminal: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   internal_error: 500,
   service_unavailable: 503,
