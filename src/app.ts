@@ -22,6 +22,7 @@ import {
 import { MAX_CLIENT_ID_LENGTH } from './core/ids.js';
 import { ArpError } from './errors.js';
 import type { VersionInfo } from './gen/contract.js';
+import { clientErrorHandler, connectionOptions, keepConnectionForAnswer } from './http/connections.js';
 import { envelope, toWireError } from './http/envelope.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { StreamRegistry } from './http/ndjson.js';
@@ -43,6 +44,12 @@ export interface AppOptions {
   readonly orchestration: OrchestrationOptions;
   /** Inbound JWT authentication and outbound client credentials (ARP_AUTH_*). */
   readonly auth: AuthSettings;
+  /** Time to receive a whole request, headers and body; slower requests get 408. */
+  readonly requestTimeoutMs: number;
+  /** Idle time after which a kept-alive connection is closed. */
+  readonly keepAliveTimeoutMs: number;
+  /** Concurrent connections; further ones are closed as soon as they are accepted. */
+  readonly maxConnections: number;
 }
 
 export const defaultAppOptions: AppOptions = {
@@ -51,6 +58,10 @@ export const defaultAppOptions: AppOptions = {
   logRequests: false,
   orchestration: defaultOrchestration,
   auth: disabledAuth,
+  requestTimeoutMs: 30_000,
+  // Longer than the 60 s idle timeout of common load balancers, so they close first (Fastify's default).
+  keepAliveTimeoutMs: 72_000,
+  maxConnections: 10_000,
 };
 
 export interface AppDeps extends WiringDeps {
@@ -89,24 +100,6 @@ function requestIdGenerator() {
   };
 }
 
-/** A malformed HTTP request never reaches Fastify's router; answer it with an envelope too. */
-function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket) {
-  if (error.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify(
-    envelope('invalid_request', tooLarge ? 'Request headers are too large' : 'Malformed HTTP request'),
-  );
-  socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `connection: close\r\n\r\n${body}`,
-  );
-}
-
 export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const options = { ...defaultAppOptions, ...deps.options };
   const contract = deps.contract ?? loadContract();
@@ -143,6 +136,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     // HEAD is not in the contract; it gets 405 like any other method the contract does not define.
     exposeHeadRoutes: false,
     genReqId: requestIdGenerator(),
+    ...connectionOptions(options),
     clientErrorHandler,
     // Every id the service accepts fits (the router measures decoded segments); longer segments
     // cannot name anything (414).
@@ -157,6 +151,9 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
     },
   });
+
+  // Node closes connections beyond the cap as soon as it accepts them.
+  app.server.maxConnections = options.maxConnections;
 
   const routeMissError = (request: FastifyRequest): ArpError => {
     const path = request.url.split('?')[0] ?? request.url;
@@ -181,6 +178,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     const wire = toWireError(error);
     if (wire.status >= 500) logger?.error({ reqId: request.id, err: error }, 'request failed');
     else logger?.debug({ reqId: request.id, err: error, code: wire.body.error.code }, 'request rejected');
+    keepConnectionForAnswer(request, reply);
     reply
       .code(wire.status)
       .headers(wire.headers ?? {})

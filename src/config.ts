@@ -37,6 +37,9 @@ export const ENV_DEFAULTS = {
   RC_BODY_LIMIT_BYTES: String(1024 * 1024),
   RC_MAX_FINISHED_RUNS: '10000',
   RC_SHUTDOWN_TIMEOUT_MS: '10000',
+  RC_REQUEST_TIMEOUT_MS: '30000',
+  RC_KEEP_ALIVE_TIMEOUT_MS: '72000',
+  RC_MAX_CONNECTIONS: '10000',
   RC_BUILD_COMMIT: '',
   RC_ATOMIC_EXECUTOR_URL: '',
   RC_COMPOSITE_EXECUTOR_URL: '',
@@ -163,6 +166,9 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     bodyLimit: integer('RC_BODY_LIMIT_BYTES', read('RC_BODY_LIMIT_BYTES'), 1024, 1024 * 1024 * 1024),
     maxFinishedRuns: integer('RC_MAX_FINISHED_RUNS', read('RC_MAX_FINISHED_RUNS'), 1, 100_000_000),
     logRequests: boolean('RC_LOG_REQUESTS'),
+    requestTimeoutMs: integer('RC_REQUEST_TIMEOUT_MS', read('RC_REQUEST_TIMEOUT_MS'), 1000, 3_600_000),
+    keepAliveTimeoutMs: integer('RC_KEEP_ALIVE_TIMEOUT_MS', read('RC_KEEP_ALIVE_TIMEOUT_MS'), 1, 3_600_000),
+    maxConnections: integer('RC_MAX_CONNECTIONS', read('RC_MAX_CONNECTIONS'), 1, 1_000_000),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
   };
   const shutdownTimeoutMs = integer('RC_SHUTDOWN_TIMEOUT_MS', read('RC_SHUTDOWN_TIMEOUT_MS'), 0, 3_600_000);

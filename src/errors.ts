@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   parent_node_run_not_found: 404,
   method_not_allowed: 405,
   not_acceptable: 406,
+  request_timeout: 408,
   run_already_exists: 409,
   run_already_terminal: 409,
   parent_node_run_mismatch: 409,
