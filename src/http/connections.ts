@@ -53,8 +53,13 @@ export function keepConnectionForAnswer(request: FastifyRequest, reply: FastifyR
   if (raw.complete || raw.destroyed) return;
   reply.removeHeader('connection');
   const socket = raw.socket;
+  const server = request.server.server;
   answeredEarly.add(socket);
-  raw.once('end', () => answeredEarly.delete(socket));
+  raw.once('end', () => {
+    answeredEarly.delete(socket);
+    // A server that stopped listening meanwhile waits for this connection, now idle: end it.
+    if (!server.listening) socket.end();
+  });
 }
 
 /** A request that never reached the router (malformed, or not received in time) still gets an envelope. */

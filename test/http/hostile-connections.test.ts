@@ -229,6 +229,20 @@ describe('bodies over the limit', () => {
     expect((await client.response(answer.length)).status).toBe(200);
   });
 
+  it('shutdown does not wait for a connection kept to drain a refused body', async () => {
+    const { t, port } = await listening({ bodyLimit: limit });
+    const client = new RawClient(port);
+    await client.write(
+      `POST /v1/runs HTTP/1.1\r\nhost: rc\r\ncontent-type: application/json\r\ncontent-length: ${2 * limit}\r\n\r\n`,
+    );
+    expect((await client.response()).status).toBe(413);
+    const closed = t.app.close();
+    // The rest of the body arrives while the server shuts down; then nothing holds the connection.
+    await client.write(Buffer.alloc(2 * limit, 0x20));
+    await closed;
+    await client.closed;
+  });
+
   it('a client that stops sending after its 413 is closed at the request timeout with no second answer', async () => {
     const { port } = await listening({ bodyLimit: limit, requestTimeoutMs: 100 });
     const client = new RawClient(port);
