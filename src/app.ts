@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { authorizeAssignment, installAuth } from './auth/hooks.js';
 import { type AuthSettings, disabledAuth } from './auth/settings.js';
@@ -19,9 +19,12 @@ import {
   type OrchestrationOptions,
   type WiringDeps,
 } from './coordinator/wiring.js';
+import { MAX_CLIENT_ID_LENGTH } from './core/ids.js';
 import { ArpError } from './errors.js';
 import type { VersionInfo } from './gen/contract.js';
+import { clientErrorHandler, connectionOptions, keepConnectionForAnswer } from './http/connections.js';
 import { envelope, toWireError } from './http/envelope.js';
+import { installJsonBodyParser } from './http/json-body.js';
 import { StreamRegistry } from './http/ndjson.js';
 import { pathMatcher, toFastifyPath } from './http/route-match.js';
 import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
@@ -45,6 +48,12 @@ export interface AppOptions {
   readonly orchestration: OrchestrationOptions;
   /** Inbound JWT authentication and outbound client credentials (ARP_AUTH_*). */
   readonly auth: AuthSettings;
+  /** Time to receive a whole request, headers and body; slower requests get 408. */
+  readonly requestTimeoutMs: number;
+  /** Idle time after which a kept-alive connection is closed. */
+  readonly keepAliveTimeoutMs: number;
+  /** Concurrent connections; further ones are closed as soon as they are accepted. */
+  readonly maxConnections: number;
 }
 
 export const defaultAppOptions: AppOptions = {
@@ -54,6 +63,10 @@ export const defaultAppOptions: AppOptions = {
   logRequests: false,
   orchestration: defaultOrchestration,
   auth: disabledAuth,
+  requestTimeoutMs: 30_000,
+  // Longer than the 60 s idle timeout of common load balancers, so they close first (Fastify's default).
+  keepAliveTimeoutMs: 72_000,
+  maxConnections: 10_000,
 };
 
 export interface AppDeps extends WiringDeps {
@@ -90,24 +103,6 @@ function requestIdGenerator() {
     counter += 1;
     return `${prefix}-${counter.toString(36)}`;
   };
-}
-
-/** A malformed HTTP request never reaches Fastify's router; answer it with an envelope too. */
-function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket) {
-  if (error.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify(
-    envelope('invalid_request', tooLarge ? 'Request headers are too large' : 'Malformed HTTP request'),
-  );
-  socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-      `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `connection: close\r\n\r\n${body}`,
-  );
 }
 
 export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -155,34 +150,41 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     // HEAD is not in the contract; it gets 405 like any other method the contract does not define.
     exposeHeadRoutes: false,
     genReqId: requestIdGenerator(),
+    ...connectionOptions(options),
     clientErrorHandler,
+    // Every id the service accepts fits (the router measures decoded segments); longer segments
+    // cannot name anything (414).
+    routerOptions: { maxParamLength: MAX_CLIENT_ID_LENGTH },
+    // Errors the router raises before any route or hook runs (bad percent-encoding, long segments).
+    frameworkErrors: (error, request, reply) => {
+      const wire = toWireError(error);
+      (reply as FastifyReply).header('x-request-id', request.id).code(wire.status).send(wire.body);
+    },
     ajv: {
       // Reject rather than repair: unknown fields and wrong types are 400s, as the contract says.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
     },
   });
 
-  const routeMiss = (request: FastifyRequest): never => {
+  // Node closes connections beyond the cap as soon as it accepts them.
+  app.server.maxConnections = options.maxConnections;
+
+  const routeMissError = (request: FastifyRequest): ArpError => {
     const path = request.url.split('?')[0] ?? request.url;
     const allowed = matcher.allowedMethods(path);
     if (allowed.length > 0 && !allowed.includes(request.method)) {
-      throw new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
+      return new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
         details: { allowed_methods: allowed },
         headers: { allow: allowed.join(', ') },
       });
     }
-    throw new ArpError('not_found', `No route for ${request.method} ${path}`);
+    return new ArpError('not_found', `No route for ${request.method} ${path}`);
+  };
+  const routeMiss = (request: FastifyRequest): never => {
+    throw routeMissError(request);
   };
 
-  // JSON only. An empty body is "no body" (e.g. `:cancel` sent with a JSON content type); routes
-  // whose contract requires a body then fail validation with a 400.
-  app.removeAllContentTypeParsers();
-  const parseJson = app.getDefaultJsonParser('error', 'ignore');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    parseJson(request, text, done);
-  });
+  installJsonBodyParser(app);
 
   for (const schema of contract.schemas) app.addSchema(schema);
 
@@ -190,6 +192,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     const wire = toWireError(error);
     if (wire.status >= 500) logger?.error({ reqId: request.id, err: error }, 'request failed');
     else logger?.debug({ reqId: request.id, err: error, code: wire.body.error.code }, 'request rejected');
+    keepConnectionForAnswer(request, reply);
     reply
       .code(wire.status)
       .headers(wire.headers ?? {})
@@ -222,6 +225,11 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         'request not authenticated',
       ),
   });
+  // No route takes this request: answer 404/405 before reading a body (whose media type, syntax or
+  // size would otherwise decide the status). After authentication, so unknown routes still say 401.
+  app.addHook('onRequest', (request, _reply, done) =>
+    done(request.is404 ? routeMissError(request) : undefined),
+  );
   if (options.logRequests) {
     app.addHook('onResponse', async (request, reply) => {
       logger?.info(

@@ -39,6 +39,9 @@ export const ENV_DEFAULTS = {
   RC_MAX_LIVE_RUNS: '100000',
   RC_DEFAULT_MAX_WALL_TIME_MS: '',
   RC_SHUTDOWN_TIMEOUT_MS: '10000',
+  RC_REQUEST_TIMEOUT_MS: '30000',
+  RC_KEEP_ALIVE_TIMEOUT_MS: '72000',
+  RC_MAX_CONNECTIONS: '10000',
   RC_BUILD_COMMIT: '',
   RC_ATOMIC_EXECUTOR_URL: '',
   RC_COMPOSITE_EXECUTOR_URL: '',
@@ -176,6 +179,9 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
         }
       : {}),
     logRequests: boolean('RC_LOG_REQUESTS'),
+    requestTimeoutMs: integer('RC_REQUEST_TIMEOUT_MS', read('RC_REQUEST_TIMEOUT_MS'), 1000, 3_600_000),
+    keepAliveTimeoutMs: integer('RC_KEEP_ALIVE_TIMEOUT_MS', read('RC_KEEP_ALIVE_TIMEOUT_MS'), 1, 3_600_000),
+    maxConnections: integer('RC_MAX_CONNECTIONS', read('RC_MAX_CONNECTIONS'), 1, 1_000_000),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
   };
   const shutdownTimeoutMs = integer('RC_SHUTDOWN_TIMEOUT_MS', read('RC_SHUTDOWN_TIMEOUT_MS'), 0, 3_600_000);

@@ -49,6 +49,9 @@ async function main(): Promise<void> {
     {
       maxFinishedRuns: config.app.maxFinishedRuns,
       bodyLimit: config.app.bodyLimit,
+      requestTimeoutMs: config.app.requestTimeoutMs,
+      keepAliveTimeoutMs: config.app.keepAliveTimeoutMs,
+      maxConnections: config.app.maxConnections,
       logRequests: config.app.logRequests,
       services: orchestration.services,
     },

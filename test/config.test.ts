@@ -16,6 +16,9 @@ describe('loadConfig', () => {
         maxFinishedRuns: 10_000,
         maxLiveRuns: 100_000,
         logRequests: false,
+        requestTimeoutMs: 30_000,
+        keepAliveTimeoutMs: 72_000,
+        maxConnections: 10_000,
         orchestration: defaultOrchestration,
         auth: disabledAuth,
       },
@@ -36,6 +39,9 @@ describe('loadConfig', () => {
       RC_DEFAULT_MAX_WALL_TIME_MS: '2592000000',
       RC_SHUTDOWN_TIMEOUT_MS: '0',
       RC_BUILD_COMMIT: 'abc123',
+      RC_REQUEST_TIMEOUT_MS: '5000',
+      RC_KEEP_ALIVE_TIMEOUT_MS: '1000',
+      RC_MAX_CONNECTIONS: '64',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -48,6 +54,9 @@ describe('loadConfig', () => {
         maxLiveRuns: 7,
         defaultMaxWallTimeMs: 2_592_000_000,
         logRequests: true,
+        requestTimeoutMs: 5000,
+        keepAliveTimeoutMs: 1000,
+        maxConnections: 64,
         buildCommit: 'abc123',
         orchestration: defaultOrchestration,
         auth: disabledAuth,
@@ -99,6 +108,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RC_COMPOSITE_EXECUTOR_URL: 'http://ce:8083' })).toThrow(
       /RC_PUBLIC_URL is required/,
     );
+  });
+
+  it.each([
+    ['RC_REQUEST_TIMEOUT_MS', '999'],
+    ['RC_REQUEST_TIMEOUT_MS', '0'],
+    ['RC_KEEP_ALIVE_TIMEOUT_MS', '0'],
+    ['RC_KEEP_ALIVE_TIMEOUT_MS', '5s'],
+    ['RC_MAX_CONNECTIONS', '0'],
+    ['RC_MAX_CONNECTIONS', '-1'],
+  ])('rejects %s=%s', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} must be an integer`));
   });
 
   it('lets --host and --port override the environment', () => {

@@ -4,7 +4,9 @@
  * validation of request and response bodies, and mapping of every failure to a coded
  * `ServiceError`. Messages never carry the peer's URL, so they can be shown to API clients.
  */
+import { isUtf8 } from 'node:buffer';
 import { type Dispatcher, request } from 'undici';
+import { jsonTextProblem } from '../contract/json-limits.js';
 import type { ContractValidators } from '../contract/validators.js';
 
 export type ServiceName = 'atomic_executor' | 'composite_executor' | 'node_registry' | 'pdp' | 'selection';
@@ -175,9 +177,9 @@ export class ServiceClient {
         cause: transportCause(error),
       });
     }
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readLimited(response.body, this.#options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
+      bytes = await readLimited(response.body, this.#options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     } catch (error) {
       if (error instanceof ResponseTooLarge) {
         throw this.#fail(
@@ -198,13 +200,15 @@ export class ServiceClient {
       });
     }
     const status = response.statusCode;
-    if (status >= 200 && status < 300) return { status, body: this.#parse<T>(text, options.responseSchema) };
+    if (status >= 200 && status < 300) return { status, body: this.#parse<T>(bytes, options.responseSchema) };
     if (options.acceptStatuses?.includes(status)) return { status, body: undefined };
-    throw this.#fail('error', `the ${this.#title} answered ${status}`, downstreamError(text, status), status);
+    const details = downstreamError(bytes.toString('utf8'), status);
+    throw this.#fail('error', `the ${this.#title} answered ${status}`, details, status);
   }
 
-  #parse<T>(text: string, schema: string | undefined): T | undefined {
+  #parse<T>(bytes: Buffer, schema: string | undefined): T | undefined {
     if (schema === undefined) return undefined;
+    const text = this.#jsonText(bytes);
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -222,6 +226,32 @@ export class ServiceClient {
     }
     return body as T;
   }
+
+  /**
+   * The answer as text, held to the rules inbound bodies follow (contract/json-limits.ts): what is
+   * stored from a peer must be served back unchanged, so an answer that is not UTF-8, nests too
+   * deep or overflows a number is invalid rather than repaired.
+   */
+  #jsonText(bytes: Buffer): string {
+    if (!isUtf8(bytes)) {
+      throw this.#fail('invalid_response', `the ${this.#title} answered with a body that is not UTF-8`);
+    }
+    const text = bytes.toString('utf8');
+    const problem = jsonTextProblem(text);
+    if (problem?.kind === 'too_deep') {
+      throw this.#fail(
+        'invalid_response',
+        `the ${this.#title} answered with JSON nested deeper than ${problem.maxDepth} levels`,
+        { max_depth: problem.maxDepth },
+      );
+    }
+    if (problem?.kind === 'out_of_range') {
+      throw this.#fail('invalid_response', `the ${this.#title} answered with a number out of range`, {
+        number: problem.number,
+      });
+    }
+    return text;
+  }
 }
 
 const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -232,8 +262,8 @@ class ResponseTooLarge extends Error {
   }
 }
 
-/** Reads a body as text, refusing to buffer more than `limit` bytes of it. */
-async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+/** Reads a body, refusing to buffer more than `limit` bytes of it. */
+async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -244,7 +274,7 @@ async function readLimited(body: Dispatcher.ResponseData['body'], limit: number)
     }
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** The peer's ErrorEnvelope code and message when it sent one (never its URL). */

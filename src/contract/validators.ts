@@ -41,6 +41,8 @@ export class ContractValidators {
    * A copy of a peer's payload with what the reference services send but the schemas forbid taken
    * out: `null` for an absent field (FastAPI's default serialisation) and extension keys that are
    * not namespaced. Free-form maps (`inputs`, `outputs`, `details`, ...) are left exactly as sent.
+   * The walk follows the schema, not the data, and no component schema refers back to itself, so
+   * its depth is bounded whatever the payload (the text was held to MAX_JSON_DEPTH before parsing).
    */
   tolerate(name: string, data: unknown): unknown {
     return this.#tolerate(this.#schemas.get(schemaId(name)), data);
@@ -59,12 +61,12 @@ export class ContractValidators {
     const keyPatterns = patterns ? Object.keys(patterns).map((pattern) => new RegExp(pattern, 'u')) : [];
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(data)) {
-      const property = properties?.[key];
+      const property = properties && Object.hasOwn(properties, key) ? properties[key] : undefined;
       if (property) {
-        if (value !== null) out[key] = this.#tolerate(property, value);
+        if (value !== null) setOwn(out, key, this.#tolerate(property, value));
       } else if (!patterns || keyPatterns.some((pattern) => pattern.test(key))) {
         // Fields outside the schema stay, so that validation still rejects them.
-        out[key] = value;
+        setOwn(out, key, value);
       }
     }
     return out;
@@ -73,6 +75,15 @@ export class ContractValidators {
   has(name: string): boolean {
     return this.#ajv.getSchema(schemaId(name)) !== undefined;
   }
+}
+
+/**
+ * Defines `key` as an own property. Plain assignment of a `__proto__` key (which JSON.parse creates
+ * as an ordinary key) would instead replace the object's prototype, and the peer's fields would be
+ * read through it as if they had passed validation.
+ */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** Ajv errors as `{path, message}` pairs, naming the offending property where Ajv only hints at it. */

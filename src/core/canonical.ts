@@ -1,13 +1,32 @@
 /**
  * Canonical JSON: object keys sorted at every level, so two payloads that mean the same thing give the
  * same string. Used to decide whether a retried request is identical to the one already recorded.
+ * Values come from parsed JSON; deeper than any document the service accepts, the walk stops with a
+ * 400 instead of running out of stack.
  */
+import { MAX_JSON_DEPTH } from '../contract/json-limits.js';
+import { ArpError } from '../errors.js';
+
 export function canonicalJson(value: unknown): string {
+  return canonical(value, 0);
+}
+
+function canonical(value: unknown, depth: number): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.keys(value)
-    .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+  if (depth >= MAX_JSON_DEPTH) {
+    throw new ArpError(
+      'invalid_request',
+      `Request nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
+      {
+        details: { max_depth: MAX_JSON_DEPTH },
+      },
+    );
+  }
+  if (Array.isArray(value)) return `[${value.map((item) => canonical(item, depth + 1)).join(',')}]`;
+  const record = value as Record<string, unknown>;
+  const entries = Object.keys(record)
+    .filter((key) => record[key] !== undefined)
     .sort()
-    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    .map((key) => `${JSON.stringify(key)}:${canonical(record[key], depth + 1)}`);
   return `{${entries.join(',')}}`;
 }

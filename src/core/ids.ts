@@ -13,12 +13,18 @@ export const randomIds: IdGenerator = {
   nodeRunId: () => `node_run_${randomUUID().replaceAll('-', '')}`,
 };
 
+/** Longest client id, in UTF-16 code units (JavaScript string length). */
 export const MAX_CLIENT_ID_LENGTH = 256;
 // `/` and `:` would break the URL space (`/v1/runs/{run_id}:cancel`); whitespace and control
 // characters make ids that cannot be typed or logged safely.
 const FORBIDDEN = /[/:\s\p{Cc}]/u;
+// With the `u` flag a surrogate pair is one code point; only an unpaired surrogate is `Cs`.
+const LONE_SURROGATE = /\p{Cs}/u;
 
-/** Rejects a client-supplied id that cannot be used safely in our URL space. */
+/**
+ * Rejects a client-supplied id that cannot be used safely in our URL space: every id accepted here
+ * must be addressable on every route by any URL client.
+ */
 export function assertClientId(field: string, id: string): void {
   const problem =
     id.length === 0
@@ -27,7 +33,13 @@ export function assertClientId(field: string, id: string): void {
         ? `must be at most ${MAX_CLIENT_ID_LENGTH} characters`
         : FORBIDDEN.test(id)
           ? 'must not contain "/", ":", whitespace or control characters'
-          : undefined;
+          : // URL clients resolve `.` and `..` (even percent-encoded) as dot segments.
+            id === '.' || id === '..'
+            ? 'must not be "." or ".."'
+            : // A lone surrogate has no UTF-8 form, so no URL can carry it.
+              LONE_SURROGATE.test(id)
+              ? 'must not contain unpaired surrogates'
+              : undefined;
   if (problem) {
     throw new ArpError('invalid_request', `${field} ${problem}`, {
       details: { errors: [{ path: `/${field}`, message: problem }] },

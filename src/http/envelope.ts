@@ -32,6 +32,8 @@ const FASTIFY_CODES: Record<string, [ErrorCode, string]> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: ['invalid_request', 'Request body is empty'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: ['invalid_request', 'Content-Length does not match the body'],
   FST_ERR_CTP_INVALID_JSON_BODY: ['invalid_request', 'Request body is not valid JSON'],
+  FST_ERR_BAD_URL: ['invalid_request', 'The URL path is not validly percent-encoded UTF-8'],
+  FST_ERR_MAX_PARAM_LENGTH: ['uri_too_long', 'A URL path segment is longer than any id the service accepts'],
 };
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -41,7 +43,9 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   404: 'not_found',
   405: 'method_not_allowed',
   406: 'not_acceptable',
+  408: 'request_timeout',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   503: 'service_unavailable',
 };
