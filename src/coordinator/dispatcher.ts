@@ -333,7 +333,7 @@ export class Dispatcher implements ExecutionPort {
         this.#coordinator.now(),
       ),
     );
-    if (outcome === 'completed') this.cancel({ nodeRunId: id, kind: 'composite' });
+    if (outcome === 'completed') this.cancel({ runId: nodeRun.run_id, nodeRunId: id, kind: 'composite' });
   }
 
   #clearDeadline(id: string): void {

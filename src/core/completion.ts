@@ -164,6 +164,24 @@ export function decideFail(
   return { value: 'completed', ...result };
 }
 
+/**
+ * The coordinator gives up on a running execution (it timed out, or the instance waiting for it is
+ * gone): the NodeRun fails with `error` and its executor is told to stop. Anything not running is
+ * left alone.
+ */
+export function decideAbandon(
+  view: RunView,
+  nodeRunId: string,
+  error: ErrorDetail,
+  now: Date,
+): Decision<CompletionOutcome> {
+  const record = view.nodeRun(nodeRunId);
+  if (record?.nodeRun.state !== 'running') return { value: 'unchanged' };
+  const failed = decideFail(view, nodeRunId, error, now);
+  const stop = { runId: view.runId, nodeRunId, kind: record.nodeRun.kind };
+  return { ...failed, effects: [...(failed.effects ?? []), { type: 'cancel_execution', execution: stop }] };
+}
+
 export function decideEvaluation(
   view: RunView,
   nodeRunId: string,

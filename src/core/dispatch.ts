@@ -78,6 +78,8 @@ export interface ClaimInput {
   /** A reason the shell found not to run it (no executor for its kind, no public URL...). */
   readonly refuse?: ErrorDetail;
   readonly assignmentTokenHash?: string;
+  /** For a composite: when its executor must have completed it (epoch ms). */
+  readonly deadlineAt?: number;
 }
 
 export type ClaimOutcome = 'claimed' | 'skipped' | 'failed';
@@ -121,7 +123,13 @@ export function decideClaim(view: RunView, input: ClaimInput): Decision<ClaimOut
     value: 'claimed',
     changes: {
       ...(step > 0 ? { run: { ...run, steps: run.steps + step } } : {}),
-      updated: [{ ...record, nodeRun, ...defined({ assignmentTokenHash: input.assignmentTokenHash }) }],
+      updated: [
+        {
+          ...record,
+          nodeRun,
+          ...defined({ assignmentTokenHash: input.assignmentTokenHash, deadlineAt: input.deadlineAt }),
+        },
+      ],
       events,
     },
   };

@@ -48,6 +48,8 @@ export interface NodeRunRecord {
   readonly endedByCoordinator: boolean;
   /** SHA-256 (hex) of the assignment token handed to the composite executor running it. */
   readonly assignmentTokenHash?: string;
+  /** Absolute deadline (epoch ms) of a running composite: its executor must complete it by then. */
+  readonly deadlineAt?: number;
 }
 
 /** An event as the core emits it; the store assigns `run_id` and `seq` when it commits. */
@@ -112,6 +114,7 @@ export interface Changes {
 
 /** A NodeRun the coordinator ended while an executor had it: the executor is told to stop. */
 export interface EndedExecution {
+  readonly runId: string;
   readonly nodeRunId: string;
   readonly kind: NodeKind | undefined;
   /** The store's record of this owed effect, when it keeps one (see `Store.effectDone`). */

@@ -129,7 +129,7 @@ export class MemoryStore implements Store {
       records.push(endByCoordinator(target, cascade.reason, cascade.time));
       const { nodeRun } = target;
       if (nodeRun.state === 'running')
-        executions.push({ nodeRunId: nodeRun.node_run_id, kind: nodeRun.kind });
+        executions.push({ runId: nodeRun.run_id, nodeRunId: nodeRun.node_run_id, kind: nodeRun.kind });
       if (records.length % slice === 0) await nextTurn();
     }
     if (records.length < slice) return { records, executions };

@@ -174,7 +174,11 @@ class World {
     const ended = targets.map((record) => endByCoordinator(record, cascade!.reason, cascade!.time));
     const executions = targets
       .filter((record) => record.nodeRun.state === 'running')
-      .map((record) => ({ nodeRunId: record.nodeRun.node_run_id, kind: record.nodeRun.kind }));
+      .map((record) => ({
+        runId,
+        nodeRunId: record.nodeRun.node_run_id,
+        kind: record.nodeRun.kind,
+      }));
     if (changes.run) slot.record = changes.run;
     for (const record of ended) slot.nodeRuns.set(record.nodeRun.node_run_id, record);
     for (const record of changes.created ?? []) {
@@ -629,7 +633,9 @@ describe('completing a composite', () => {
     expect(t.w.record(t.rootId).nodeRun.state).toBe('running');
     expect(t.w.run(t.runId).run.state).toBe('running');
     // Only the running descendant gets a cancel call to its executor, with the record before the cancel.
-    expect(result.ended).toEqual([{ nodeRunId: a1xBefore.node_run_id, kind: a1xBefore.kind }]);
+    expect(result.ended).toEqual([
+      { runId: a1xBefore.run_id, nodeRunId: a1xBefore.node_run_id, kind: a1xBefore.kind },
+    ]);
     expect(result.effects).toEqual([]);
     expect(result.committed, 'a non-root composite completion emits no event').toEqual([]);
   });
@@ -664,7 +670,11 @@ describe('completing a composite', () => {
     expect(result.ended).toHaveLength(2);
     expect(result.ended).toEqual(
       expect.arrayContaining(
-        runningBefore.map((nodeRun) => ({ nodeRunId: nodeRun.node_run_id, kind: nodeRun.kind })),
+        runningBefore.map((nodeRun) => ({
+          runId: nodeRun.run_id,
+          nodeRunId: nodeRun.node_run_id,
+          kind: nodeRun.kind,
+        })),
       ),
     );
     expect(result.effects).toContainEqual({ type: 'disarm_deadline', runId: t.runId });

@@ -254,6 +254,7 @@ export class PostgresStore implements Store {
     const ended: EndedExecution[] = cascaded
       .filter((row) => row.previous_state === 'running')
       .map((row) => ({
+        runId,
         nodeRunId: row.node_run_id,
         kind: (row.kind ?? undefined) as EndedExecution['kind'],
       }));
