@@ -4,7 +4,7 @@
  * Nothing here sleeps: every wait is on a line, an event or a response.
  */
 import { EventEmitter, once } from 'node:events';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/core/model.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -17,6 +17,7 @@ import {
   parseEvents,
   startStream,
 } from '../helpers/ndjson.js';
+import { nextServerStream, untilServerWaitsForDrain } from '../helpers/server-streams.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -99,64 +100,6 @@ function expectErrorEnvelope(res: { status: number; headers: http.IncomingHttpHe
   const body = JSON.parse(res.body) as { error: { code: string } };
   expect(contractValidators().validate('ErrorEnvelope', body)).toEqual([]);
   return body.error;
-}
-
-/**
- * Hands out the server side of the next event-stream request, captured synchronously in the http
- * server's 'request' event (after Fastify's own listener, before the handler writes anything).
- */
-function nextServerStream(t: TestApp): Promise<{ req: IncomingMessage; res: ServerResponse }> {
-  return new Promise((resolve) => {
-    const listener = (req: IncomingMessage, res: ServerResponse) => {
-      if (!req.url?.includes('/events')) return;
-      t.app.server.off('request', listener);
-      resolve({ req, res });
-    };
-    t.app.server.on('request', listener);
-  });
-}
-
-interface WriteStats {
-  /** Largest `writableLength` (bytes held in this process for the response) after any write. */
-  maxBuffered: number;
-  /** Writes that returned false (the writer was told to wait for 'drain'). */
-  refused: number;
-  /** Complete NDJSON lines handed to the response so far. */
-  lines: number;
-}
-
-/**
- * Like nextServerStream, and wraps the response's `write` (synchronously, before the handler runs)
- * to record how much the server buffers and how many lines it has written.
- */
-function instrumentNextStream(t: TestApp): Promise<{ res: ServerResponse; stats: WriteStats }> {
-  return new Promise((resolve) => {
-    const listener = (req: IncomingMessage, res: ServerResponse) => {
-      if (!req.url?.includes('/events')) return;
-      t.app.server.off('request', listener);
-      const stats: WriteStats = { maxBuffered: 0, refused: 0, lines: 0 };
-      const write = res.write as (...args: unknown[]) => boolean;
-      res.write = function (this: ServerResponse, ...args: unknown[]) {
-        const ok = write.apply(this, args);
-        const chunk = args[0];
-        if (typeof chunk === 'string') stats.lines += chunk.split('\n').length - 1;
-        stats.maxBuffered = Math.max(stats.maxBuffered, this.writableLength);
-        if (!ok) stats.refused += 1;
-        return ok;
-      } as ServerResponse['write'];
-      resolve({ res, stats });
-    };
-    t.app.server.on('request', listener);
-  });
-}
-
-/** Bounded wait (event-loop turns, no timer) until the server holds unsent bytes and waits for 'drain'. */
-async function untilServerWaitsForDrain(res: ServerResponse): Promise<void> {
-  for (let turn = 0; turn < 1000 && !(res.writableNeedDrain && res.writableLength > 0); turn++) {
-    await new Promise(setImmediate);
-  }
-  expect(res.writableNeedDrain, 'the server waits for drain').toBe(true);
-  expect(res.writableLength, 'bytes held by the server').toBeGreaterThan(0);
 }
 
 /** ~16 KB per event: a few hundred fill every buffer between a paused reader and the server. */
@@ -611,7 +554,7 @@ describe('event streams over a socket: disconnect', () => {
   it('a client that disconnects while the server waits for drain frees its subscription', async () => {
     const { t, store, base } = await observedApp();
     const { runId, rootId } = await start(base);
-    const server = instrumentNextStream(t);
+    const server = nextServerStream(t);
     const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     const { res: serverRes, stats } = await server;
     await stream.lines.take(2);
@@ -661,7 +604,7 @@ describe('event streams over a socket: backpressure', () => {
     const t = await app();
     const base = await listen(t);
     const { runId, rootId } = await start(base);
-    const server = instrumentNextStream(t);
+    const server = nextServerStream(t);
     const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     const { res: serverRes, stats } = await server;
     expect(summary(await nextEvents(stream, 2))).toEqual([
@@ -742,7 +685,7 @@ describe('event streams over a socket: shutdown', () => {
     try {
       const base = await listen(t);
       const { runId, rootId } = await start(base);
-      const server = instrumentNextStream(t);
+      const server = nextServerStream(t);
       const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
       const { res: serverRes } = await server;
       await stream.lines.take(2);
@@ -772,7 +715,7 @@ describe('event streams over a socket: shutdown', () => {
       const base = await listen(t);
       const { runId, rootId } = await start(base);
       expect((await httpRequest(base, '/v1/health', { agent })).status).toBe(200);
-      const server = instrumentNextStream(t);
+      const server = nextServerStream(t);
       const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
       const { res: serverRes } = await server;
       await stream.lines.take(2);
