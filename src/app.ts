@@ -20,6 +20,7 @@ import {
   type WiringDeps,
 } from './coordinator/wiring.js';
 import { ArpError } from './errors.js';
+import { EventStreams } from './events/streams.js';
 import type { VersionInfo } from './gen/contract.js';
 import { envelope, toWireError } from './http/envelope.js';
 import { StreamRegistry } from './http/ndjson.js';
@@ -129,6 +130,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
+  const events = new EventStreams(store);
   const matcher = pathMatcher(contract.operations);
 
   const app = Fastify({
@@ -241,6 +243,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const ctx: HandlerContext = {
     coordinator,
     streams,
+    events,
     version,
     clock: () => (deps.clock ?? { now: () => new Date() }).now(),
     routeMiss,
@@ -275,6 +278,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     await store.close();
   });
   app.decorate('coordinator', coordinator);
+  app.decorate('eventStreams', events);
   app.decorate('verifier', verifier);
   app.decorate('orchestration', {
     dispatching: wired.dispatching,
@@ -289,6 +293,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
 declare module 'fastify' {
   interface FastifyInstance {
     coordinator: Coordinator;
+    /** Open event streams and their shared per-Run feeds (diagnostics). */
+    eventStreams: EventStreams;
     /** The JWT verifier when inbound authentication is on. */
     verifier: JwtVerifier | undefined;
     /** How the coordinator runs work, for the startup log. */

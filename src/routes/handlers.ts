@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { ArpError, nodeRunNotFound, runNotFound } from '../errors.js';
+import type { EventStreams } from '../events/streams.js';
 import type {
   NodeRunCompleteRequest,
   NodeRunEvaluationReportRequest,
@@ -22,6 +23,7 @@ export type OperationId = keyof operations;
 export interface HandlerContext {
   readonly coordinator: Coordinator;
   readonly streams: StreamRegistry;
+  readonly events: EventStreams;
   readonly version: VersionInfo;
   readonly clock: () => Date;
   /** Throws the 404/405 the router would give for this URL (ids never contain `:`). */
@@ -81,7 +83,7 @@ export const handlers: Record<OperationId, Handler> = {
     const runId = idParam(request, 'run_id', ctx);
     const query = streamQuery(request);
     if (!(await ctx.coordinator.store.getRun(runId))) throw runNotFound(runId);
-    await sendEventStream(reply, ctx.coordinator.store, ctx.streams, { runId, ...query });
+    await sendEventStream(reply, ctx.events, ctx.streams, { runId, ...query });
     return reply;
   },
 
@@ -102,7 +104,7 @@ export const handlers: Record<OperationId, Handler> = {
     const query = streamQuery(request);
     const runId = await ctx.coordinator.store.locate(nodeRunId);
     if (runId === undefined) throw nodeRunNotFound(nodeRunId);
-    await sendEventStream(reply, ctx.coordinator.store, ctx.streams, {
+    await sendEventStream(reply, ctx.events, ctx.streams, {
       runId,
       subtreeOf: nodeRunId,
       ...query,
