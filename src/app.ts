@@ -34,6 +34,10 @@ export interface AppOptions {
   readonly bodyLimit: number;
   /** Finished Runs kept by the default memory store. */
   readonly maxFinishedRuns: number;
+  /** Open follow streams (`follow=true`) in the process; beyond it a retryable 503. */
+  readonly maxFollowStreams: number;
+  /** Open follow streams on one Run; beyond it a retryable 503. */
+  readonly maxFollowStreamsPerRun: number;
   /** One info line per request (method, path, status, time). Off by default: it costs throughput. */
   readonly logRequests: boolean;
   /** Commit the service was built from, reported by /v1/version. */
@@ -47,6 +51,8 @@ export interface AppOptions {
 export const defaultAppOptions: AppOptions = {
   bodyLimit: 1024 * 1024,
   maxFinishedRuns: 10_000,
+  maxFollowStreams: 10_000,
+  maxFollowStreamsPerRun: 1_000,
   logRequests: false,
   orchestration: defaultOrchestration,
   auth: disabledAuth,
@@ -130,7 +136,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
-  const events = new EventStreams(store);
+  const events = new EventStreams(store, options);
   const matcher = pathMatcher(contract.operations);
 
   const app = Fastify({

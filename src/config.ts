@@ -37,6 +37,8 @@ export const ENV_DEFAULTS = {
   RC_BODY_LIMIT_BYTES: String(1024 * 1024),
   RC_MAX_FINISHED_RUNS: '10000',
   RC_SHUTDOWN_TIMEOUT_MS: '10000',
+  RC_MAX_FOLLOW_STREAMS: '10000',
+  RC_MAX_FOLLOW_STREAMS_PER_RUN: '1000',
   RC_BUILD_COMMIT: '',
   RC_ATOMIC_EXECUTOR_URL: '',
   RC_COMPOSITE_EXECUTOR_URL: '',
@@ -162,6 +164,13 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     orchestration: Object.freeze({ ...orchestration, services: Object.freeze(services) }),
     bodyLimit: integer('RC_BODY_LIMIT_BYTES', read('RC_BODY_LIMIT_BYTES'), 1024, 1024 * 1024 * 1024),
     maxFinishedRuns: integer('RC_MAX_FINISHED_RUNS', read('RC_MAX_FINISHED_RUNS'), 1, 100_000_000),
+    maxFollowStreams: integer('RC_MAX_FOLLOW_STREAMS', read('RC_MAX_FOLLOW_STREAMS'), 1, 1_000_000),
+    maxFollowStreamsPerRun: integer(
+      'RC_MAX_FOLLOW_STREAMS_PER_RUN',
+      read('RC_MAX_FOLLOW_STREAMS_PER_RUN'),
+      1,
+      1_000_000,
+    ),
     logRequests: boolean('RC_LOG_REQUESTS'),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
   };

@@ -14,6 +14,8 @@ describe('loadConfig', () => {
       app: {
         bodyLimit: 1_048_576,
         maxFinishedRuns: 10_000,
+        maxFollowStreams: 10_000,
+        maxFollowStreamsPerRun: 1_000,
         logRequests: false,
         orchestration: defaultOrchestration,
         auth: disabledAuth,
@@ -33,6 +35,8 @@ describe('loadConfig', () => {
       RC_MAX_FINISHED_RUNS: '5',
       RC_SHUTDOWN_TIMEOUT_MS: '0',
       RC_BUILD_COMMIT: 'abc123',
+      RC_MAX_FOLLOW_STREAMS: '50',
+      RC_MAX_FOLLOW_STREAMS_PER_RUN: '7',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -42,6 +46,8 @@ describe('loadConfig', () => {
       app: {
         bodyLimit: 2048,
         maxFinishedRuns: 5,
+        maxFollowStreams: 50,
+        maxFollowStreamsPerRun: 7,
         logRequests: true,
         buildCommit: 'abc123',
         orchestration: defaultOrchestration,
@@ -94,6 +100,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RC_COMPOSITE_EXECUTOR_URL: 'http://ce:8083' })).toThrow(
       /RC_PUBLIC_URL is required/,
     );
+  });
+
+  it('rejects follow stream caps that are not positive integers', () => {
+    for (const value of ['0', '-1', '1.5', 'many', '1000001']) {
+      expect(() => loadConfig({ RC_MAX_FOLLOW_STREAMS: value }), value).toThrow(
+        /RC_MAX_FOLLOW_STREAMS must be an integer from 1 to 1000000/,
+      );
+      expect(() => loadConfig({ RC_MAX_FOLLOW_STREAMS_PER_RUN: value }), value).toThrow(
+        /RC_MAX_FOLLOW_STREAMS_PER_RUN must be an integer from 1 to 1000000/,
+      );
+    }
   });
 
   it('lets --host and --port override the environment', () => {

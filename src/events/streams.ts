@@ -1,11 +1,20 @@
 /**
- * The event streams of this process: one shared feed per followed Run and one slice scheduler for
- * all writes.
+ * The event streams of this process: one shared feed per followed Run, one slice scheduler for all
+ * writes, and the caps on follow streams (a follow stream holds a socket and a place in its Run's
+ * fan-out for as long as the Run lasts, so their number is bounded per Run and in total).
  */
+import { ArpError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { type FeedLimits, RunFeed } from './feed.js';
 import { FANOUT_SLICE, SliceScheduler } from './scheduler.js';
 import { EventStream, type StreamOptions } from './stream.js';
+
+export interface StreamLimits {
+  /** Open follow streams in the whole process. */
+  readonly maxFollowStreams: number;
+  /** Open follow streams on one Run (Run and NodeRun streams together). */
+  readonly maxFollowStreamsPerRun: number;
+}
 
 /** Byte bounds of the stream machinery; fixed, named here so that tests and docs can refer to them. */
 export const STREAM_BYTES = Object.freeze({
@@ -19,18 +28,23 @@ export const STREAM_BYTES = Object.freeze({
 
 export class EventStreams {
   readonly #store: Store;
+  readonly #limits: StreamLimits;
   readonly #scheduler = new SliceScheduler(FANOUT_SLICE);
   readonly #feeds = new Map<string, RunFeed>();
   readonly #feedLimits: FeedLimits = { readBytes: STREAM_BYTES.read, windowBytes: STREAM_BYTES.window };
   #follows = 0;
 
-  constructor(store: Store) {
+  constructor(store: Store, limits: StreamLimits) {
     this.#store = store;
+    this.#limits = limits;
   }
 
-  /** A stream ready to `run`; a follow stream joins its Run's feed at once. */
+  /**
+   * A stream ready to `run`. A follow stream takes its place at once, or this throws a retryable
+   * 503 when a cap is reached; nothing has been written to the client then.
+   */
   open(options: StreamOptions): EventStream {
-    const feed = options.follow ? this.#join(options.runId) : undefined;
+    const feed = options.follow ? this.#reserve(options.runId) : undefined;
     return new EventStream(options, {
       store: this.#store,
       scheduler: this.#scheduler,
@@ -48,8 +62,21 @@ export class EventStreams {
     return { followStreams: this.#follows, followedRuns: this.#feeds.size, feedBytes };
   }
 
-  #join(runId: string): RunFeed {
+  #reserve(runId: string): RunFeed {
+    const { maxFollowStreams, maxFollowStreamsPerRun } = this.#limits;
+    if (this.#follows >= maxFollowStreams) {
+      throw capReached(`The service already serves ${maxFollowStreams} follow streams`, {
+        limit: 'follow_streams',
+        max: maxFollowStreams,
+      });
+    }
     let feed = this.#feeds.get(runId);
+    if ((feed?.readers ?? 0) >= maxFollowStreamsPerRun) {
+      throw capReached(`Run '${runId}' already has ${maxFollowStreamsPerRun} follow streams`, {
+        limit: 'follow_streams_per_run',
+        max: maxFollowStreamsPerRun,
+      });
+    }
     if (!feed) {
       feed = new RunFeed(this.#store, runId, this.#feedLimits);
       this.#feeds.set(runId, feed);
@@ -65,4 +92,11 @@ export class EventStreams {
     feed.close();
     this.#feeds.delete(feed.runId);
   }
+}
+
+function capReached(message: string, details: Record<string, unknown>): ArpError {
+  return new ArpError('service_unavailable', `${message}; retry later or read a snapshot (without follow)`, {
+    details,
+    retryable: true,
+  });
 }

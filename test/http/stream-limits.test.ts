@@ -1,15 +1,24 @@
 /**
  * What event streams cost the process, over real sockets: readers that stop reading (snapshot and
- * follow) and many follow streams on one busy Run. Memory is asserted
+ * follow), many follow streams on one busy Run, and the caps on follow streams. Memory is asserted
  * on the server's own bytes buffered per response, never on RSS or timing; nothing here sleeps.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { once } from 'node:events';
+import type http from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { AppOptions } from '../../src/app.js';
 import type { EventDraft, RunEvent } from '../../src/core/model.js';
 import { FANOUT_SLICE } from '../../src/events/scheduler.js';
 import { STREAM_BYTES } from '../../src/events/streams.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import { ref, type TestApp, useApp } from '../helpers/app.js';
-import { httpRequest, type OpenStream, openStream, parseEvents } from '../helpers/ndjson.js';
+import { createTestApp, ref, type TestApp, useApp } from '../helpers/app.js';
+import {
+  contractValidators,
+  httpRequest,
+  type OpenStream,
+  openStream,
+  parseEvents,
+} from '../helpers/ndjson.js';
 import { StreamWatch, untilServerWaitsForDrain } from '../helpers/server-streams.js';
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -57,6 +66,13 @@ async function openFollow(base: string, path: string): Promise<OpenStream> {
   expect(stream.status, path).toBe(200);
   expect(stream.headers['content-type']).toMatch(/^application\/x-ndjson/);
   return stream;
+}
+
+function expectErrorEnvelope(res: { status: number; headers: http.IncomingHttpHeaders; body: string }) {
+  expect(String(res.headers['content-type'])).toMatch(/^application\/json/);
+  const body = JSON.parse(res.body) as { error: { code: string; retryable?: boolean } };
+  expect(contractValidators().validate('ErrorEnvelope', body)).toEqual([]);
+  return body.error;
 }
 
 const lineBytes = (line: string) => Buffer.byteLength(line) + 1;
@@ -259,5 +275,84 @@ describe('fan-out: many follow streams on one Run', () => {
     expect(Math.max(...perTurn), 'writes in one event-loop turn').toBeLessThanOrEqual(FANOUT_SLICE.streams);
     await cancel(base, runId);
     await Promise.all(streams.map((s) => s.lines.rest()));
+  });
+});
+
+describe('caps on follow streams', () => {
+  const created: TestApp[] = [];
+  afterEach(async () => {
+    const all = created.splice(0);
+    await Promise.all(all.map((t) => t.close()));
+    for (const t of all) expect(t.violations, 'responses that broke the contract').toEqual([]);
+  });
+  const capped = async (options: Partial<AppOptions>) => {
+    const t = await createTestApp({ options });
+    created.push(t);
+    return { t, base: await listen(t) };
+  };
+
+  it('a follow stream beyond the per-Run cap gets a retryable 503 envelope; snapshots and other Runs are not refused', async () => {
+    const { base } = await capped({ maxFollowStreamsPerRun: 2, maxFollowStreams: 100 });
+    const a = await start(base);
+    const b = await start(base);
+    const first = await openFollow(base, `/v1/runs/${a.runId}/events?follow=true`);
+    const second = await openFollow(base, `/v1/node-runs/${a.rootId}/events?follow=true`);
+
+    for (const path of [
+      `/v1/runs/${a.runId}/events?follow=true`,
+      `/v1/node-runs/${a.rootId}/events?follow=true&after_seq=1`,
+    ]) {
+      const refused = await httpRequest(base, path);
+      expect(refused.status, path).toBe(503);
+      const error = expectErrorEnvelope(refused);
+      expect(error).toMatchObject({
+        code: 'service_unavailable',
+        retryable: true,
+        details: { limit: 'follow_streams_per_run', max: 2 },
+      });
+    }
+    const snapshot = await httpRequest(base, `/v1/runs/${a.runId}/events`);
+    expect(snapshot.status).toBe(200);
+    expect(parseEvents(snapshot.body.trimEnd().split('\n'))).toHaveLength(2);
+    const other = await openFollow(base, `/v1/runs/${b.runId}/events?follow=true`);
+    await other.lines.take(2);
+    await Promise.all([first.lines.take(2), second.lines.take(1)]);
+  });
+
+  it('a follow stream beyond the total cap gets a retryable 503 envelope until a stream ends', async () => {
+    const { t, base } = await capped({ maxFollowStreamsPerRun: 10, maxFollowStreams: 3 });
+    const runs = [await start(base), await start(base), await start(base)];
+    const watch = new StreamWatch(t);
+    const open = [];
+    for (const run of runs.slice(0, 2))
+      open.push(await openFollow(base, `/v1/runs/${run.runId}/events?follow=true`));
+    open.push(await openFollow(base, `/v1/node-runs/${runs[0]!.rootId}/events?follow=true`));
+    watch.stop();
+
+    const refused = await httpRequest(base, `/v1/runs/${runs[2]!.runId}/events?follow=true`);
+    expect(refused.status).toBe(503);
+    expect(expectErrorEnvelope(refused)).toMatchObject({
+      code: 'service_unavailable',
+      retryable: true,
+      details: { limit: 'follow_streams', max: 3 },
+    });
+
+    // A client that disconnects frees its slot.
+    const gone = once(watch.streams[0]!.res, 'close');
+    open[0]!.destroy();
+    await gone;
+    const replacement = await openFollow(base, `/v1/runs/${runs[2]!.runId}/events?follow=true`);
+    await replacement.lines.take(2);
+
+    // A Run that finishes ends its streams and frees their slots.
+    await cancel(base, runs[1]!.runId);
+    await open[1]!.lines.rest();
+    const another = await openFollow(base, `/v1/runs/${runs[0]!.runId}/events?follow=true`);
+    await another.lines.take(2);
+
+    // A follow request on a finished Run is its snapshot: it never needs a slot.
+    const finished = await httpRequest(base, `/v1/runs/${runs[1]!.runId}/events?follow=true`);
+    expect(finished.status).toBe(200);
+    expect(parseEvents(finished.body.trimEnd().split('\n')).at(-1)!.type).toBe('run_completed');
   });
 });
