@@ -109,26 +109,31 @@ describe('stalled readers', () => {
 
     const watch = new StreamWatch(t);
     const readers: OpenStream[] = [];
-    for (let i = 0; i < 3; i++) {
-      const server = watch.next();
-      const reader = await openStream(base, `/v1/runs/${runId}/events`);
-      reader.lines.pause();
-      readers.push(reader);
-      await untilServerWaitsForDrain((await server).res);
-    }
-    watch.stop();
+    // A failed assertion must not leave paused readers behind for the app's close to wait on.
+    try {
+      for (let i = 0; i < 3; i++) {
+        const server = watch.next();
+        const reader = await openStream(base, `/v1/runs/${runId}/events`);
+        reader.lines.pause();
+        readers.push(reader);
+        await untilServerWaitsForDrain((await server).res);
+      }
+      watch.stop();
 
-    for (const { res, stats } of watch.streams) {
-      expect(stats.refused, 'the server was told to wait').toBeGreaterThan(0);
-      expect(stats.lines, 'lines written while the reader is stalled').toBeLessThan(256);
-      expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
-    }
+      for (const { res, stats } of watch.streams) {
+        expect(stats.refused, 'the server was told to wait').toBeGreaterThan(0);
+        expect(stats.lines, 'lines written while the reader is stalled').toBeLessThan(256);
+        expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
+      }
 
-    for (const reader of readers) reader.lines.resume();
-    const bodies = await Promise.all(readers.map((r) => r.lines.rest()));
-    for (const lines of bodies) expect(`${lines.join('\n')}\n`).toBe(expected);
-    for (const { res, stats } of watch.streams) {
-      expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
+      for (const reader of readers) reader.lines.resume();
+      const bodies = await Promise.all(readers.map((r) => r.lines.rest()));
+      for (const lines of bodies) expect(`${lines.join('\n')}\n`).toBe(expected);
+      for (const { res, stats } of watch.streams) {
+        expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
+      }
+    } finally {
+      for (const reader of readers) reader.destroy();
     }
   });
 
@@ -142,41 +147,47 @@ describe('stalled readers', () => {
     const stalled = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     const live = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     watch.stop();
-    await Promise.all([stalled.lines.take(2), live.lines.take(2)]);
-    stalled.lines.pause();
+    try {
+      await Promise.all([stalled.lines.take(2), live.lines.take(2)]);
+      stalled.lines.pause();
 
-    // One commit of 64 events of 256 KB each (16 MB), then a second one.
-    const blob = 'y'.repeat(256_000);
-    await store.mutate(runId, () => ({
-      value: null,
-      changes: { events: evaluationBatch(rootId, 64, blob) },
-    }));
-    await store.mutate(runId, () => ({
-      value: null,
-      changes: { events: evaluationBatch(rootId, 16, blob, 64) },
-    }));
+      // One commit of 64 events of 256 KB each (16 MB), then a second one.
+      const blob = 'y'.repeat(256_000);
+      await store.mutate(runId, () => ({
+        value: null,
+        changes: { events: evaluationBatch(rootId, 64, blob) },
+      }));
+      await store.mutate(runId, () => ({
+        value: null,
+        changes: { events: evaluationBatch(rootId, 16, blob, 64) },
+      }));
 
-    // The live reader gets all 80 events while the stalled one is still stalled.
-    const liveEvents = parseEvents(await live.lines.take(80));
-    expect(liveEvents.map((e) => e.seq)).toEqual(range(80).map((i) => i + 3));
-    const { res, stats } = await stalledServer;
-    await untilServerWaitsForDrain(res);
-    const longestLine = Math.max(...liveEvents.map((e) => lineBytes(JSON.stringify(e))));
-    expect(stats.lines, 'lines written to the stalled reader').toBeLessThan(2 + 80);
-    expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
-    // The Run's shared feed does not keep the 16 MB for the stalled reader either: it holds at
-    // most its window and one read, and the stalled reader will read its lines from the log.
-    const { feedBytes } = t.app.eventStreams.stats();
-    expect(feedBytes).toBeLessThanOrEqual(STREAM_BYTES.window + STREAM_BYTES.read + longestLine);
+      // The live reader gets all 80 events while the stalled one is still stalled.
+      const liveEvents = parseEvents(await live.lines.take(80));
+      expect(liveEvents.map((e) => e.seq)).toEqual(range(80).map((i) => i + 3));
+      const { res, stats } = await stalledServer;
+      await untilServerWaitsForDrain(res);
+      const longestLine = Math.max(...liveEvents.map((e) => lineBytes(JSON.stringify(e))));
+      expect(stats.lines, 'lines written to the stalled reader').toBeLessThan(2 + 80);
+      expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
+      // The Run's shared feed does not keep the 16 MB for the stalled reader either: it holds at
+      // most its window and one read, and the stalled reader will read its lines from the log.
+      const { feedBytes } = t.app.eventStreams.stats();
+      expect(feedBytes).toBeLessThanOrEqual(STREAM_BYTES.window + STREAM_BYTES.read + longestLine);
 
-    stalled.lines.resume();
-    const caughtUp = parseEvents(await stalled.lines.take(80));
-    expect(caughtUp).toEqual(liveEvents);
-    await cancel(base, runId);
-    const [stalledLast, liveLast] = await Promise.all([stalled.lines.rest(), live.lines.rest()]);
-    expect(stalledLast).toEqual(liveLast);
-    expect(parseEvents(liveLast).map((e) => e.type)).toEqual(['run_completed']);
-    expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
+      stalled.lines.resume();
+      const caughtUp = parseEvents(await stalled.lines.take(80));
+      expect(caughtUp).toEqual(liveEvents);
+      await cancel(base, runId);
+      const [stalledLast, liveLast] = await Promise.all([stalled.lines.rest(), live.lines.rest()]);
+      expect(stalledLast).toEqual(liveLast);
+      expect(parseEvents(liveLast).map((e) => e.type)).toEqual(['run_completed']);
+      expect(stats.maxBuffered).toBeLessThanOrEqual(res.writableHighWaterMark + longestLine);
+    } finally {
+      // A failed assertion must not leave a paused reader behind for the app's close to wait on.
+      stalled.destroy();
+      live.destroy();
+    }
   });
 });
 
