@@ -19,6 +19,7 @@ import type {
 } from '../core/model.js';
 import { isTerminal } from '../core/model.js';
 import { EventHub } from '../events/hub.js';
+import { cachedJson } from '../http/json-cache.js';
 import type { CommittedDecision, EventPage, Store } from './store.js';
 
 interface RunState {
@@ -162,7 +163,12 @@ export class MemoryStore implements Store {
     if (!state?.record) return undefined;
     const from = Math.max(0, afterSeq);
     return {
-      events: state.events.slice(from, from + limit),
+      events: state.events.slice(from, from + limit).map((event) => {
+        const nodeRunId = event.node_run_id;
+        const parentId =
+          nodeRunId === undefined ? undefined : state.nodeRuns.get(nodeRunId)?.nodeRun.parent_node_run_id;
+        return { seq: event.seq, nodeRunId, parentId, line: cachedJson(event) };
+      }),
       lastSeq: state.events.length,
       finished: isTerminal(state.record.run.state),
     };

@@ -39,9 +39,18 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** An event of the log as served: its NDJSON line (without the newline). */
+export interface LoggedEvent {
+  readonly seq: number;
+  readonly nodeRunId: string | undefined;
+  /** Parent of `nodeRunId` (for NodeRun streams); undefined for the root and run-level events. */
+  readonly parentId: string | undefined;
+  readonly line: string;
+}
+
 export interface EventPage {
   /** Committed events with seq > afterSeq, in seq order, at most `limit`. */
-  readonly events: readonly RunEvent[];
+  readonly events: readonly LoggedEvent[];
   /** Highest seq committed so far (0 when none). */
   readonly lastSeq: number;
   /** The Run is terminal. */

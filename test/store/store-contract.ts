@@ -17,7 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { endByCoordinator } from '../../src/core/cascade.js';
 import { decideComplete, decideEvaluation, nodeRunNeeds } from '../../src/core/completion.js';
 import { decideClaim } from '../../src/core/dispatch.js';
-import type { Decision, EventDraft, Needs, NodeRun, RunView } from '../../src/core/model.js';
+import type { Decision, EventDraft, Needs, NodeRun, RunEvent, RunView } from '../../src/core/model.js';
 import { createNeeds, decideCreateNodeRuns } from '../../src/core/node-runs.js';
 import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../../src/core/runs.js';
 import { ArpError } from '../../src/errors.js';
@@ -118,8 +118,13 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
       );
     }
 
-    async function allEvents(store: Store, runId: string) {
-      return (await store.events(runId, 0, 100_000))?.events ?? [];
+    /** The Run's whole log, each line parsed (and checked to carry its seq and node). */
+    async function allEvents(store: Store, runId: string): Promise<RunEvent[]> {
+      return ((await store.events(runId, 0, 100_000))?.events ?? []).map((logged) => {
+        const event = JSON.parse(logged.line) as RunEvent;
+        expect([event.seq, event.node_run_id]).toEqual([logged.seq, logged.nodeRunId]);
+        return event;
+      });
     }
 
     // -------------------------------------------------------------------------------------------
@@ -541,7 +546,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await page(0, 0)).toEqual([]);
         expect(await page(0, 1000)).toEqual(range(1, 10));
         expect(await store.events(runId, 0, 1)).toMatchObject({ lastSeq: 10, finished: false });
-        const data = (await store.events(runId, 2, 8))!.events.map((e) => e.data?.i);
+        const data = (await store.events(runId, 2, 8))!.events.map((e) => JSON.parse(e.line).data?.i);
         expect(data).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
 
         // Resuming from the last seq seen yields every event exactly once.
