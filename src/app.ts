@@ -21,6 +21,7 @@ import {
 } from './coordinator/wiring.js';
 import { MAX_CLIENT_ID_LENGTH } from './core/ids.js';
 import { ArpError } from './errors.js';
+import { EventStreams } from './events/streams.js';
 import type { VersionInfo } from './gen/contract.js';
 import { clientErrorHandler, connectionOptions, keepConnectionForAnswer } from './http/connections.js';
 import { envelope, toWireError } from './http/envelope.js';
@@ -40,6 +41,10 @@ export interface AppOptions {
   readonly maxLiveRuns: number;
   /** Wall-time budget of a Run that sets none (none when absent). */
   readonly defaultMaxWallTimeMs?: number;
+  /** Open follow streams (`follow=true`) in the process; beyond it a retryable 503. */
+  readonly maxFollowStreams: number;
+  /** Open follow streams on one Run; beyond it a retryable 503. */
+  readonly maxFollowStreamsPerRun: number;
   /** One info line per request (method, path, status, time). Off by default: it costs throughput. */
   readonly logRequests: boolean;
   /** Commit the service was built from, reported by /v1/version. */
@@ -60,6 +65,8 @@ export const defaultAppOptions: AppOptions = {
   bodyLimit: 1024 * 1024,
   maxFinishedRuns: 10_000,
   maxLiveRuns: 100_000,
+  maxFollowStreams: 10_000,
+  maxFollowStreamsPerRun: 1_000,
   logRequests: false,
   orchestration: defaultOrchestration,
   auth: disabledAuth,
@@ -138,6 +145,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
+  const events = new EventStreams(store, options);
   const matcher = pathMatcher(contract.operations);
 
   const app = Fastify({
@@ -263,6 +271,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const ctx: HandlerContext = {
     coordinator,
     streams,
+    events,
     version,
     clock: () => (deps.clock ?? { now: () => new Date() }).now(),
     routeMiss,
@@ -298,6 +307,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     await store.close();
   });
   app.decorate('coordinator', coordinator);
+  app.decorate('eventStreams', events);
   app.decorate('verifier', verifier);
   app.decorate('orchestration', {
     dispatching: wired.dispatching,
@@ -312,6 +322,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
 declare module 'fastify' {
   interface FastifyInstance {
     coordinator: Coordinator;
+    /** Open event streams and their shared per-Run feeds (diagnostics). */
+    eventStreams: EventStreams;
     /** The JWT verifier when inbound authentication is on. */
     verifier: JwtVerifier | undefined;
     /** How the coordinator runs work, for the startup log. */

@@ -42,6 +42,8 @@ export const ENV_DEFAULTS = {
   RC_REQUEST_TIMEOUT_MS: '30000',
   RC_KEEP_ALIVE_TIMEOUT_MS: '72000',
   RC_MAX_CONNECTIONS: '10000',
+  RC_MAX_FOLLOW_STREAMS: '10000',
+  RC_MAX_FOLLOW_STREAMS_PER_RUN: '1000',
   RC_BUILD_COMMIT: '',
   RC_ATOMIC_EXECUTOR_URL: '',
   RC_COMPOSITE_EXECUTOR_URL: '',
@@ -178,6 +180,13 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
           ),
         }
       : {}),
+    maxFollowStreams: integer('RC_MAX_FOLLOW_STREAMS', read('RC_MAX_FOLLOW_STREAMS'), 1, 1_000_000),
+    maxFollowStreamsPerRun: integer(
+      'RC_MAX_FOLLOW_STREAMS_PER_RUN',
+      read('RC_MAX_FOLLOW_STREAMS_PER_RUN'),
+      1,
+      1_000_000,
+    ),
     logRequests: boolean('RC_LOG_REQUESTS'),
     requestTimeoutMs: integer('RC_REQUEST_TIMEOUT_MS', read('RC_REQUEST_TIMEOUT_MS'), 1000, 3_600_000),
     keepAliveTimeoutMs: integer('RC_KEEP_ALIVE_TIMEOUT_MS', read('RC_KEEP_ALIVE_TIMEOUT_MS'), 1, 3_600_000),

@@ -15,6 +15,8 @@ describe('loadConfig', () => {
         bodyLimit: 1_048_576,
         maxFinishedRuns: 10_000,
         maxLiveRuns: 100_000,
+        maxFollowStreams: 10_000,
+        maxFollowStreamsPerRun: 1_000,
         logRequests: false,
         requestTimeoutMs: 30_000,
         keepAliveTimeoutMs: 72_000,
@@ -42,6 +44,8 @@ describe('loadConfig', () => {
       RC_REQUEST_TIMEOUT_MS: '5000',
       RC_KEEP_ALIVE_TIMEOUT_MS: '1000',
       RC_MAX_CONNECTIONS: '64',
+      RC_MAX_FOLLOW_STREAMS: '50',
+      RC_MAX_FOLLOW_STREAMS_PER_RUN: '7',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -53,6 +57,8 @@ describe('loadConfig', () => {
         maxFinishedRuns: 5,
         maxLiveRuns: 7,
         defaultMaxWallTimeMs: 2_592_000_000,
+        maxFollowStreams: 50,
+        maxFollowStreamsPerRun: 7,
         logRequests: true,
         requestTimeoutMs: 5000,
         keepAliveTimeoutMs: 1000,
@@ -119,6 +125,17 @@ describe('loadConfig', () => {
     ['RC_MAX_CONNECTIONS', '-1'],
   ])('rejects %s=%s', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} must be an integer`));
+  });
+
+  it('rejects follow stream caps that are not positive integers', () => {
+    for (const value of ['0', '-1', '1.5', 'many', '1000001']) {
+      expect(() => loadConfig({ RC_MAX_FOLLOW_STREAMS: value }), value).toThrow(
+        /RC_MAX_FOLLOW_STREAMS must be an integer from 1 to 1000000/,
+      );
+      expect(() => loadConfig({ RC_MAX_FOLLOW_STREAMS_PER_RUN: value }), value).toThrow(
+        /RC_MAX_FOLLOW_STREAMS_PER_RUN must be an integer from 1 to 1000000/,
+      );
+    }
   });
 
   it('lets --host and --port override the environment', () => {

@@ -4,8 +4,8 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { type StreamOptions, streamEvents } from '../events/stream.js';
-import type { Store } from '../store/store.js';
+import type { EventSink, StreamOptions } from '../events/stream.js';
+import type { EventStreams } from '../events/streams.js';
 
 /** Open streams, so that shutdown can end them. */
 export class StreamRegistry {
@@ -43,53 +43,55 @@ export class StreamRegistry {
   }
 }
 
+/**
+ * Answers with the stream: a retryable 503 envelope when a follow stream would exceed a cap
+ * (thrown before anything is written), else 200 NDJSON until the stream is complete.
+ */
 export async function sendEventStream(
   reply: FastifyReply,
-  store: Store,
+  streams: EventStreams,
   registry: StreamRegistry,
   options: StreamOptions,
 ): Promise<void> {
-  reply.hijack();
+  const stream = streams.open(options);
   const raw = reply.raw;
-  raw.writeHead(200, {
-    'content-type': 'application/x-ndjson; charset=utf-8',
-    'cache-control': 'no-cache',
-    'x-request-id': String(reply.request.id),
-    ...(options.follow ? { 'x-accel-buffering': 'no' } : {}),
-  });
-  // Node sends headers with the first write; a follow stream may have nothing to write for a while.
-  raw.flushHeaders();
-  registry.add(raw);
-  const closed = new Promise<void>((resolve) => raw.once('close', resolve));
-  // `finish` fires when the server ends the stream (shutdown) before the socket closes.
-  const ended = new Promise<void>((resolve) => raw.once('finish', resolve));
-  const gone = Promise.race([closed, ended]);
-  const isClosed = () => raw.destroyed || raw.writableEnded;
   try {
-    await streamEvents(
-      store,
-      {
-        write: (chunk) => raw.write(chunk),
-        drained: () => waitForDrain(raw),
-        closed: gone,
-        isClosed,
-      },
-      options,
-    );
-    if (!isClosed()) raw.end();
+    reply.hijack();
+    raw.writeHead(200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-request-id': String(reply.request.id),
+      ...(options.follow ? { 'x-accel-buffering': 'no' } : {}),
+    });
+    // Node sends headers with the first write; a follow stream may have nothing to write for a while.
+    raw.flushHeaders();
+    registry.add(raw);
+    await stream.run(responseSink(raw));
+    if (!raw.destroyed && !raw.writableEnded) raw.end();
   } catch (error) {
     registry.onError(error, String(reply.request.id));
     raw.destroy();
+  } finally {
+    stream.close();
   }
 }
 
-/** Resolves on `drain`, or when the response is gone; leaves no listener behind. */
-function waitForDrain(raw: ServerResponse): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      for (const event of ['drain', 'close', 'finish']) raw.off(event, done);
-      resolve();
-    };
-    for (const event of ['drain', 'close', 'finish']) raw.on(event, done);
-  });
+function responseSink(raw: ServerResponse): EventSink {
+  return {
+    write: (bytes) => raw.write(bytes),
+    cork: () => raw.cork(),
+    uncork: () => raw.uncork(),
+    // `writableEnded`: the server ended the response (shutdown) before the socket closed.
+    isClosed: () => raw.destroyed || raw.writableEnded,
+    listen(onDrain, onClose) {
+      raw.on('drain', onDrain);
+      raw.once('close', onClose);
+      raw.once('finish', onClose);
+      return () => {
+        raw.off('drain', onDrain);
+        raw.off('close', onClose);
+        raw.off('finish', onClose);
+      };
+    },
+  };
 }

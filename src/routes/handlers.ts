@@ -4,7 +4,9 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
+import { isTerminal, type RunRecord } from '../core/model.js';
 import { ArpError, nodeRunNotFound, runNotFound } from '../errors.js';
+import type { EventStreams } from '../events/streams.js';
 import type {
   NodeRunCompleteRequest,
   NodeRunEvaluationReportRequest,
@@ -24,6 +26,7 @@ const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 export interface HandlerContext {
   readonly coordinator: Coordinator;
   readonly streams: StreamRegistry;
+  readonly events: EventStreams;
   readonly version: VersionInfo;
   readonly clock: () => Date;
   /** Throws the 404/405 the router would give for this URL (ids never contain `:`). */
@@ -65,6 +68,14 @@ function streamQuery(request: FastifyRequest): { follow: boolean; afterSeq: numb
   return { follow: followText === 'true', afterSeq: afterText === undefined ? 0 : Number(afterText) };
 }
 
+/**
+ * Following a finished Run is reading its snapshot (terminal is final): such a request takes no
+ * place among the capped follow streams. A Run the store no longer holds is finished too.
+ */
+function following(query: { follow: boolean }, record: RunRecord | undefined): boolean {
+  return query.follow && record !== undefined && !isTerminal(record.run.state);
+}
+
 export const handlers: Record<OperationId, Handler> = {
   health: async (_request, _reply, ctx) => ({ status: 'ok', time: ctx.clock().toISOString() }),
 
@@ -80,8 +91,13 @@ export const handlers: Record<OperationId, Handler> = {
   stream_run_events: async (request, reply, ctx) => {
     const runId = idParam(request, 'run_id', ctx);
     const query = streamQuery(request);
-    if (!(await ctx.coordinator.store.getRun(runId))) throw runNotFound(runId);
-    await sendEventStream(reply, ctx.coordinator.store, ctx.streams, { runId, ...query });
+    const record = await ctx.coordinator.store.getRun(runId);
+    if (!record) throw runNotFound(runId);
+    await sendEventStream(reply, ctx.events, ctx.streams, {
+      runId,
+      ...query,
+      follow: following(query, record),
+    });
     return reply;
   },
 
@@ -102,10 +118,12 @@ export const handlers: Record<OperationId, Handler> = {
     const query = streamQuery(request);
     const runId = await ctx.coordinator.store.locate(nodeRunId);
     if (runId === undefined) throw nodeRunNotFound(nodeRunId);
-    await sendEventStream(reply, ctx.coordinator.store, ctx.streams, {
+    const record = query.follow ? await ctx.coordinator.store.getRun(runId) : undefined;
+    await sendEventStream(reply, ctx.events, ctx.streams, {
       runId,
       subtreeOf: nodeRunId,
       ...query,
+      follow: following(query, record),
     });
     return reply;
   },

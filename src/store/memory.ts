@@ -186,9 +186,12 @@ export class MemoryStore implements Store {
     if (!state?.record) return undefined;
     const from = Math.max(0, afterSeq);
     return {
-      events: state.events
-        .slice(from, from + limit)
-        .map((event) => ({ seq: event.seq, nodeRunId: event.node_run_id, line: cachedJson(event) })),
+      events: state.events.slice(from, from + limit).map((event) => {
+        const nodeRunId = event.node_run_id;
+        const parentId =
+          nodeRunId === undefined ? undefined : state.nodeRuns.get(nodeRunId)?.nodeRun.parent_node_run_id;
+        return { seq: event.seq, nodeRunId, parentId, line: cachedJson(event) };
+      }),
       lastSeq: state.events.length,
       finished: isTerminal(state.record.run.state),
     };

@@ -57,6 +57,8 @@ export interface Assignment {
 export interface LoggedEvent {
   readonly seq: number;
   readonly nodeRunId: string | undefined;
+  /** Parent of `nodeRunId` (for NodeRun streams); undefined for the root and run-level events. */
+  readonly parentId: string | undefined;
   readonly line: string;
 }
 

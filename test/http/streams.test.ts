@@ -4,7 +4,7 @@
  * Nothing here sleeps: every wait is on a line, an event or a response.
  */
 import { EventEmitter, once } from 'node:events';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/core/model.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -17,6 +17,7 @@ import {
   parseEvents,
   startStream,
 } from '../helpers/ndjson.js';
+import { nextServerStream, untilServerWaitsForDrain } from '../helpers/server-streams.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -99,64 +100,6 @@ function expectErrorEnvelope(res: { status: number; headers: http.IncomingHttpHe
   const body = JSON.parse(res.body) as { error: { code: string } };
   expect(contractValidators().validate('ErrorEnvelope', body)).toEqual([]);
   return body.error;
-}
-
-/**
- * Hands out the server side of the next event-stream request, captured synchronously in the http
- * server's 'request' event (after Fastify's own listener, before the handler writes anything).
- */
-function nextServerStream(t: TestApp): Promise<{ req: IncomingMessage; res: ServerResponse }> {
-  return new Promise((resolve) => {
-    const listener = (req: IncomingMessage, res: ServerResponse) => {
-      if (!req.url?.includes('/events')) return;
-      t.app.server.off('request', listener);
-      resolve({ req, res });
-    };
-    t.app.server.on('request', listener);
-  });
-}
-
-interface WriteStats {
-  /** Largest `writableLength` (bytes held in this process for the response) after any write. */
-  maxBuffered: number;
-  /** Writes that returned false (the writer was told to wait for 'drain'). */
-  refused: number;
-  /** Complete NDJSON lines handed to the response so far. */
-  lines: number;
-}
-
-/**
- * Like nextServerStream, and wraps the response's `write` (synchronously, before the handler runs)
- * to record how much the server buffers and how many lines it has written.
- */
-function instrumentNextStream(t: TestApp): Promise<{ res: ServerResponse; stats: WriteStats }> {
-  return new Promise((resolve) => {
-    const listener = (req: IncomingMessage, res: ServerResponse) => {
-      if (!req.url?.includes('/events')) return;
-      t.app.server.off('request', listener);
-      const stats: WriteStats = { maxBuffered: 0, refused: 0, lines: 0 };
-      const write = res.write as (...args: unknown[]) => boolean;
-      res.write = function (this: ServerResponse, ...args: unknown[]) {
-        const ok = write.apply(this, args);
-        const chunk = args[0];
-        if (typeof chunk === 'string') stats.lines += chunk.split('\n').length - 1;
-        stats.maxBuffered = Math.max(stats.maxBuffered, this.writableLength);
-        if (!ok) stats.refused += 1;
-        return ok;
-      } as ServerResponse['write'];
-      resolve({ res, stats });
-    };
-    t.app.server.on('request', listener);
-  });
-}
-
-/** Bounded wait (event-loop turns, no timer) until the server holds unsent bytes and waits for 'drain'. */
-async function untilServerWaitsForDrain(res: ServerResponse): Promise<void> {
-  for (let turn = 0; turn < 1000 && !(res.writableNeedDrain && res.writableLength > 0); turn++) {
-    await new Promise(setImmediate);
-  }
-  expect(res.writableNeedDrain, 'the server waits for drain').toBe(true);
-  expect(res.writableLength, 'bytes held by the server').toBeGreaterThan(0);
 }
 
 /** ~16 KB per event: a few hundred fill every buffer between a paused reader and the server. */
@@ -546,6 +489,46 @@ describe('event streams over a socket: follow=true', () => {
     expect(await stream.lines.next()).toBeUndefined();
   });
 
+  it("a NodeRun's follow stream resumed after its descendants were created still carries their events", async () => {
+    const t = await app();
+    const base = await listen(t);
+    const { runId, rootId, a, b } = await buildTree(base);
+    const [deep] = await children(base, runId, a, ['composite.deep']);
+    const [leaf] = await children(base, runId, deep!, ['atomic.leaf']);
+    const created = (await readAll(base, `/v1/runs/${runId}/events`)).events.length;
+    // Resumes after every creation event: the stream has never seen `deep` or `leaf` assigned.
+    const stream = await openFollow(base, `/v1/node-runs/${a}/events?follow=true&after_seq=${created}`);
+    await evaluate(base, b);
+    await evaluate(base, leaf!, { depth: 3 });
+    await evaluate(base, rootId);
+    await evaluate(base, deep!);
+    expect(summary(await nextEvents(stream, 2))).toEqual([
+      [created + 2, 'node_evaluated', leaf],
+      [created + 4, 'node_evaluated', deep],
+    ]);
+    await cancel(base, runId);
+    expect(await stream.lines.rest()).toEqual([]);
+  });
+
+  it('a follow stream resuming after a seq the Run has not reached gets only later events', async () => {
+    const { store, base } = await observedApp();
+    const { runId, rootId } = await start(base);
+    const subscribed = store.nextSubscribe(runId);
+    const ahead = startStream(base, `/v1/runs/${runId}/events?follow=true&after_seq=6`);
+    await subscribed;
+    const fromStart = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
+    await fromStart.lines.take(2);
+    const ids = await children(base, runId, rootId, ['atomic.x', 'atomic.y']);
+    for (const id of ids) await evaluate(base, id);
+    await evaluate(base, rootId);
+    await cancel(base, runId);
+    const all = parseEvents(await fromStart.lines.rest());
+    expectSeqRun(all, 3);
+    const stream = await ahead.response;
+    expect(stream.status).toBe(200);
+    expect(parseEvents(await stream.lines.rest())).toEqual(all.filter((e) => e.seq > 6));
+  });
+
   it('several follow streams on one Run see the same lines', async () => {
     const t = await app();
     const base = await listen(t);
@@ -569,7 +552,7 @@ describe('event streams over a socket: disconnect', () => {
   const app = useApp();
   const observedApp = useObservedApp();
 
-  it('a client that disconnects frees its subscription at once', async () => {
+  it('a client that disconnects frees its place at once; the last one out ends the Run subscription', async () => {
     const { t, store, base } = await observedApp();
     expect(t.app.coordinator.store).toBe(store);
     const { runId, rootId } = await start(base);
@@ -580,15 +563,16 @@ describe('event streams over a socket: disconnect', () => {
     const second = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     const third = await openFollow(base, `/v1/node-runs/${rootId}/events?follow=true`);
     await Promise.all([first.lines.take(2), second.lines.take(2), third.lines.take(1)]);
-    expect(store.subscribers(runId)).toBe(3);
+    // The streams of a Run share one subscription to its commits.
+    expect(store.subscribers(runId)).toBe(1);
     expect(store.stats().subscribedRuns).toBe(1);
+    expect(t.app.eventStreams.stats()).toMatchObject({ followStreams: 3, followedRuns: 1 });
 
-    const unsubscribed = store.nextUnsubscribe(runId);
     const serverClosed = once(serverRes, 'close');
     first.destroy();
     await serverClosed;
-    await unsubscribed;
-    expect(store.subscribers(runId)).toBe(2);
+    expect(t.app.eventStreams.stats()).toMatchObject({ followStreams: 2, followedRuns: 1 });
+    expect(store.subscribers(runId)).toBe(1);
 
     // The others still follow, and a commit after the disconnect is not disturbed by it.
     const [x] = await children(base, runId, rootId, ['atomic.x']);
@@ -597,13 +581,13 @@ describe('event streams over a socket: disconnect', () => {
       [4, 'node_run_assigned', x],
     ]);
 
-    for (const stream of [second, third]) {
-      const gone = store.nextUnsubscribe(runId);
-      stream.destroy();
-      await gone;
-    }
+    second.destroy();
+    const unsubscribed = store.nextUnsubscribe(runId);
+    third.destroy();
+    await unsubscribed;
     expect(store.subscribers(runId)).toBe(0);
     expect(store.stats().subscribedRuns).toBe(0);
+    expect(t.app.eventStreams.stats()).toEqual({ followStreams: 0, followedRuns: 0, feedBytes: 0 });
     await evaluate(base, x!);
     expect((await readAll(base, `/v1/runs/${runId}/events`)).events).toHaveLength(5);
   });
@@ -611,7 +595,7 @@ describe('event streams over a socket: disconnect', () => {
   it('a client that disconnects while the server waits for drain frees its subscription', async () => {
     const { t, store, base } = await observedApp();
     const { runId, rootId } = await start(base);
-    const server = instrumentNextStream(t);
+    const server = nextServerStream(t);
     const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     const { res: serverRes, stats } = await server;
     await stream.lines.take(2);
@@ -661,7 +645,7 @@ describe('event streams over a socket: backpressure', () => {
     const t = await app();
     const base = await listen(t);
     const { runId, rootId } = await start(base);
-    const server = instrumentNextStream(t);
+    const server = nextServerStream(t);
     const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
     const { res: serverRes, stats } = await server;
     expect(summary(await nextEvents(stream, 2))).toEqual([
@@ -689,9 +673,9 @@ describe('event streams over a socket: backpressure', () => {
     await untilServerWaitsForDrain(serverRes);
     expect(stats.refused).toBeGreaterThan(0);
     expect(stats.lines).toBeLessThan(COUNT + 2);
-    // It never held more than the high-water mark plus one read batch (256 events, see
-    // src/events/stream.ts) in memory: a small fraction of what the reader has not taken.
-    const bound = serverRes.writableHighWaterMark + 256 * (lineBytes + 1);
+    // It never held more than the high-water mark plus one line in memory for the response: a
+    // tiny fraction of what the reader has not taken.
+    const bound = serverRes.writableHighWaterMark + lineBytes + 1;
     expect(stats.maxBuffered).toBeLessThanOrEqual(bound);
     expect(bound).toBeLessThan(totalBytes / 4);
 
@@ -742,7 +726,7 @@ describe('event streams over a socket: shutdown', () => {
     try {
       const base = await listen(t);
       const { runId, rootId } = await start(base);
-      const server = instrumentNextStream(t);
+      const server = nextServerStream(t);
       const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
       const { res: serverRes } = await server;
       await stream.lines.take(2);
@@ -772,7 +756,7 @@ describe('event streams over a socket: shutdown', () => {
       const base = await listen(t);
       const { runId, rootId } = await start(base);
       expect((await httpRequest(base, '/v1/health', { agent })).status).toBe(200);
-      const server = instrumentNextStream(t);
+      const server = nextServerStream(t);
       const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
       const { res: serverRes } = await server;
       await stream.lines.take(2);

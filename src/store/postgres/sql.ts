@@ -96,12 +96,13 @@ export function statements(schema: string) {
     findAssignment: `
       SELECT run_id, node_run_id FROM ${s}.node_runs WHERE assignment_token_hash = $1 AND ${LIVE}`,
     events: `
-      SELECT r.last_seq, r.state, e.seq, e.node_run_id, e.line
+      SELECT r.last_seq, r.state, e.seq, e.node_run_id, n.parent_node_run_id, e.line
         FROM ${s}.runs r
         LEFT JOIN LATERAL (
           SELECT seq, node_run_id, line FROM ${s}.run_events
            WHERE run_id = r.run_id AND seq > $2 ORDER BY seq LIMIT $3
         ) e ON true
+        LEFT JOIN ${s}.node_runs n ON n.run_id = r.run_id AND n.node_run_id = e.node_run_id
        WHERE r.run_id = $1
        ORDER BY e.seq`,
   };

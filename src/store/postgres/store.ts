@@ -344,6 +344,7 @@ export class PostgresStore implements Store {
       state: string;
       seq: string | null;
       node_run_id: string | null;
+      parent_node_run_id: string | null;
       line: string | null;
     }>(this.#sql.events, [runId, afterSeq, limit]);
     const first = rows[0];
@@ -351,7 +352,12 @@ export class PostgresStore implements Store {
     const events: LoggedEvent[] = [];
     for (const row of rows) {
       if (row.seq === null || row.line === null) continue;
-      events.push({ seq: Number(row.seq), nodeRunId: row.node_run_id ?? undefined, line: row.line });
+      events.push({
+        seq: Number(row.seq),
+        nodeRunId: row.node_run_id ?? undefined,
+        parentId: row.parent_node_run_id ?? undefined,
+        line: row.line,
+      });
     }
     return { events, lastSeq: Number(first.last_seq), finished: isTerminal(first.state) };
   }
