@@ -13,6 +13,7 @@ import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
 import type { Coordinator } from './coordinator/coordinator.js';
+import { systemClock } from './coordinator/ports.js';
 import {
   buildCoordinator,
   defaultOrchestration,
@@ -30,6 +31,8 @@ import { StreamRegistry } from './http/ndjson.js';
 import { pathMatcher, toFastifyPath } from './http/route-match.js';
 import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
 import { MemoryStore } from './store/memory.js';
+import { openPostgresStore } from './store/postgres/open.js';
+import { type DatabaseSettings, redactUrl } from './store/postgres/settings.js';
 import type { Store } from './store/store.js';
 
 export interface AppOptions {
@@ -59,6 +62,8 @@ export interface AppOptions {
   readonly keepAliveTimeoutMs: number;
   /** Concurrent connections; further ones are closed as soon as they are accepted. */
   readonly maxConnections: number;
+  /** PostgreSQL instead of memory (RC_DATABASE_URL and friends); absent = the memory store. */
+  readonly database?: DatabaseSettings;
 }
 
 export const defaultAppOptions: AppOptions = {
@@ -116,21 +121,34 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const options = { ...defaultAppOptions, ...deps.options };
   const contract = deps.contract ?? loadContract();
   const logger = deps.logger || undefined;
-  const store =
-    deps.store ??
-    new MemoryStore({
-      maxFinishedRuns: options.maxFinishedRuns,
-      onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),
-    });
   const onBackgroundError =
     deps.onBackgroundError ??
     ((error: unknown, context: string) => logger?.warn({ err: error, context }, 'background work failed'));
+  const database = options.database;
+  const now = () => (deps.clock ?? systemClock).now().getTime();
+  const store =
+    deps.store ??
+    (database
+      ? await openPostgresStore(database, { now, onError: onBackgroundError })
+      : new MemoryStore({
+          maxFinishedRuns: options.maxFinishedRuns,
+          onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),
+        }));
   const wired = buildCoordinator(
     store,
     contract,
     options.orchestration,
     {
       ...(options.auth.outbound ? { outboundAuth: options.auth.outbound } : {}),
+      ...(database
+        ? {
+            recovery: {
+              intervalMs: database.reconcileIntervalMs,
+              leaseTtlMs: database.leaseTtlMs,
+              retentionMs: database.retentionMs,
+            },
+          }
+        : {}),
       limits: {
         maxLiveRuns: options.maxLiveRuns,
         ...(options.defaultMaxWallTimeMs !== undefined
@@ -297,6 +315,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     });
   }
 
+  // With a shared store: finish what stopped processes left (first pass before serving), then on schedule.
+  app.addHook('onReady', () => coordinator.start());
   app.addHook('preClose', () => {
     closing = true;
     coordinator.stop();
@@ -309,6 +329,14 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   app.decorate('coordinator', coordinator);
   app.decorate('eventStreams', events);
   app.decorate('verifier', verifier);
+  app.decorate(
+    'storeDescription',
+    deps.store
+      ? 'injected store'
+      : database
+        ? `PostgreSQL ${redactUrl(database.url)}, schema ${database.schema}, instance ${database.instanceId}`
+        : 'in-memory store',
+  );
   app.decorate('orchestration', {
     dispatching: wired.dispatching,
     policy: wired.policy,
@@ -324,6 +352,8 @@ declare module 'fastify' {
     coordinator: Coordinator;
     /** Open event streams and their shared per-Run feeds (diagnostics). */
     eventStreams: EventStreams;
+    /** Which store holds the Runs, for the startup log (never with a password). */
+    storeDescription: string;
     /** The JWT verifier when inbound authentication is on. */
     verifier: JwtVerifier | undefined;
     /** How the coordinator runs work, for the startup log. */

@@ -6,6 +6,7 @@ import type { AppOptions } from './app.js';
 import { parseAuthSettings } from './auth/settings.js';
 import { normalizeBaseUrl } from './clients/http.js';
 import type { OrchestrationOptions, ServiceUrls } from './coordinator/wiring.js';
+import { parseDatabaseSettings } from './store/postgres/settings.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -159,6 +160,7 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     },
   };
   const auth = parseAuthSettings(env, problems);
+  const database = parseDatabaseSettings(env, problems);
   if (services.compositeExecutor && !publicUrl) {
     problems.push(
       'RC_PUBLIC_URL is required with RC_COMPOSITE_EXECUTOR_URL (composite executors call it back)',
@@ -192,6 +194,7 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     keepAliveTimeoutMs: integer('RC_KEEP_ALIVE_TIMEOUT_MS', read('RC_KEEP_ALIVE_TIMEOUT_MS'), 1, 3_600_000),
     maxConnections: integer('RC_MAX_CONNECTIONS', read('RC_MAX_CONNECTIONS'), 1, 1_000_000),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
+    ...(database ? { database: Object.freeze(database) } : {}),
   };
   const shutdownTimeoutMs = integer('RC_SHUTDOWN_TIMEOUT_MS', read('RC_SHUTDOWN_TIMEOUT_MS'), 0, 3_600_000);
   if (problems.length > 0) throw new ConfigError(problems);

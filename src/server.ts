@@ -56,8 +56,8 @@ async function main(): Promise<void> {
       services: orchestration.services,
     },
     orchestration.dispatching
-      ? 'run coordinator ready: in-memory store; dispatching NodeRuns to executors'
-      : 'run coordinator ready: in-memory store; no executors configured, so NodeRuns wait for external workers',
+      ? `run coordinator ready: ${app.storeDescription}; dispatching NodeRuns to executors`
+      : `run coordinator ready: ${app.storeDescription}; no executors configured, so NodeRuns wait for external workers`,
   );
   if (orchestration.policy === 'local') {
     const level = policyDefault === 'allow' ? 'warn' : 'info';

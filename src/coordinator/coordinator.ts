@@ -34,6 +34,7 @@ import {
   systemTimers,
   type Timers,
 } from './ports.js';
+import { Reconciler } from './reconciler.js';
 
 export interface CoordinatorDeps {
   readonly store: Store;
@@ -49,7 +50,24 @@ export interface CoordinatorDeps {
   readonly limits?: CoordinatorLimits;
   /** Called when background work (deadlines, effects) fails; it never reaches a client. */
   readonly onBackgroundError?: (error: unknown, context: string) => void;
+  /** How this process recovers what stopped processes left, when the store is shared. */
+  readonly recovery?: RecoverySettings;
 }
+
+export interface RecoverySettings {
+  /** Time between reconciler passes. */
+  readonly intervalMs: number;
+  /** Lease length of the NodeRuns this process holds (the store's leases must match). */
+  readonly leaseTtlMs: number;
+  /** Finished Runs older than this are deleted; 0 keeps them. */
+  readonly retentionMs: number;
+}
+
+export const defaultRecovery: RecoverySettings = {
+  intervalMs: 5_000,
+  leaseTtlMs: 30_000,
+  retentionMs: 7 * 86_400_000,
+};
 
 export interface CoordinatorLimits {
   /** Unfinished Runs at most; a new Run beyond it is a retryable 503. */
@@ -68,9 +86,11 @@ export class Coordinator {
   readonly #timers: Timers;
   readonly #onBackgroundError: (error: unknown, context: string) => void;
   readonly #limits: CoordinatorLimits;
+  readonly #reconciler: Reconciler | undefined;
   /** Run id → the function that disarms its wall-time deadline. */
   readonly #deadlines = new Map<string, () => void>();
   #stopping = false;
+  #released: Promise<void> | undefined;
 
   constructor(deps: CoordinatorDeps) {
     this.store = deps.store;
@@ -83,6 +103,30 @@ export class Coordinator {
     this.#timers = deps.timers ?? systemTimers;
     this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
     this.#limits = deps.limits ?? {};
+    const recovery = deps.store.recovery;
+    this.#reconciler =
+      recovery &&
+      new Reconciler(this, recovery, {
+        ...defaultRecovery,
+        ...deps.recovery,
+        dispatching: this.#execution !== noExecution,
+        // Its schedule runs on real time whatever timers tests inject for deadlines.
+        timers: systemTimers,
+        onError: this.#onBackgroundError,
+      });
+  }
+
+  /**
+   * Starts background work that survives any one process: with a shared store, the reconciler's
+   * first pass (awaited) and its schedule.
+   */
+  async start(): Promise<void> {
+    await this.#reconciler?.start();
+  }
+
+  /** The reconciler, when the store is shared by several processes. */
+  get reconciler(): Reconciler | undefined {
+    return this.#reconciler;
   }
 
   async startRun(request: RunStartRequest): Promise<Run> {
@@ -213,8 +257,14 @@ export class Coordinator {
 
   /** Shutdown begins: start no more work (dispatches already executing may still finish). */
   stop(): void {
+    if (this.#stopping) return;
     this.#stopping = true;
     this.#execution.stop();
+    this.#reconciler?.stop();
+    // Queued NodeRuns this process held are handed to the others at once.
+    this.#released = this.store.recovery
+      ?.releaseQueued()
+      .catch((error) => this.#onBackgroundError(error, 'releasing queued NodeRuns'));
   }
 
   /** Stops timers and the execution port. The store is closed by its owner. */
@@ -222,7 +272,11 @@ export class Coordinator {
     this.stop();
     for (const disarm of this.#deadlines.values()) disarm();
     this.#deadlines.clear();
-    await this.#execution.close();
+    // With a shared store, executions in flight may still finish and be recorded (the process's
+    // shutdown timeout bounds the wait); their leases are renewed meanwhile.
+    await this.#execution.close(this.#reconciler !== undefined);
+    await this.#reconciler?.close();
+    await this.#released;
   }
 
   async #locate(nodeRunId: string): Promise<string> {
@@ -280,7 +334,7 @@ export class Coordinator {
           // Carried out from the committed decision's `ended`, where the store recorded it.
           return;
         case 'arm_deadline':
-          this.#armDeadline(effect.runId, effect.at);
+          this.armRunDeadline(effect.runId, effect.at);
           return;
         case 'disarm_deadline':
           this.#disarmDeadline(effect.runId);
@@ -295,7 +349,8 @@ export class Coordinator {
     }
   }
 
-  #armDeadline(runId: string, at: number): void {
+  /** Expires the Run at `at` (epoch ms) unless it finishes first. */
+  armRunDeadline(runId: string, at: number): void {
     this.#disarmDeadline(runId);
     const disarm = alarmAt(this.#timers, this.#clock, at, () => {
       this.#deadlines.delete(runId);

@@ -11,13 +11,13 @@ import type { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import type { CompositeExecutorClient } from '../clients/composite-executor.js';
 import { ServiceError } from '../clients/http.js';
 import type { ErrorDetail } from '../core/completion.js';
-import { decideFail, nodeRunNeeds } from '../core/completion.js';
+import { decideAbandon, decideFail, nodeRunNeeds } from '../core/completion.js';
 import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
 import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
-import type { ExecutorBinding, NodeKind, NodeRun, RunContext } from '../gen/contract.js';
+import type { ExecutorBinding, NodeKind, RunContext } from '../gen/contract.js';
 import type { Coordinator } from './coordinator.js';
 import type { PolicyPort } from './policy.js';
-import type { ExecutionPort, KindResolver, Timers } from './ports.js';
+import { alarmAt, type ExecutionPort, type KindResolver, type Timers } from './ports.js';
 
 export interface DispatcherOptions {
   readonly atomic?: AtomicExecutorClient;
@@ -70,7 +70,7 @@ export class Dispatcher implements ExecutionPort {
   /** Atomic executions in flight, to abort our wait when the NodeRun is canceled. */
   readonly #inflight = new Map<string, AbortController>();
   /** Deadlines of accepted composites. */
-  readonly #deadlines = new Map<string, unknown>();
+  readonly #deadlines = new Map<string, () => void>();
   readonly #idle: (() => void)[] = [];
 
   constructor(coordinator: Coordinator, options: DispatcherOptions) {
@@ -86,15 +86,44 @@ export class Dispatcher implements ExecutionPort {
 
   cancel(execution: EndedExecution): void {
     const id = execution.nodeRunId;
-    if (execution.kind) this.#tellExecutorToStop(execution.kind, id);
     this.#inflight.get(id)?.abort();
     this.#clearDeadline(id);
+    this.#tellExecutorToStop(execution);
   }
 
-  /** Best effort, in the background: the executor's cancel endpoint (retried by the client). */
-  #tellExecutorToStop(kind: NodeKind, id: string): void {
-    const executor = kind === 'atomic' ? this.#options.atomic : this.#options.composite;
-    executor?.cancel(id).catch((error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
+  /**
+   * In the background: the executor's cancel endpoint (retried by the client). Once it answers, the
+   * store forgets the owed cancel; if it cannot be reached, the cancel stays owed and is tried again
+   * later, by this process or another one.
+   */
+  #tellExecutorToStop(execution: EndedExecution): void {
+    const { kind, nodeRunId: id } = execution;
+    const executor =
+      kind === 'atomic' ? this.#options.atomic : kind === 'composite' ? this.#options.composite : undefined;
+    const done = () => {
+      if (execution.effectId === undefined) return;
+      this.#coordinator.store
+        .effectDone(execution.runId, execution.effectId)
+        .catch((error) => this.#options.onError(error, `recording the cancel of ${id}`));
+    };
+    if (!executor) {
+      done();
+      return;
+    }
+    executor.cancel(id).then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
+  }
+
+  /** A running composite's deadline, armed here (the reconciler arms those this process did not claim). */
+  watch(runId: string, nodeRunId: string, at: number): void {
+    if (this.#closed) return;
+    this.#clearDeadline(nodeRunId);
+    const disarm = alarmAt(this.#options.timers, { now: () => this.#coordinator.now() }, at, () => {
+      this.#deadlines.delete(nodeRunId);
+      this.#expireComposite(runId, nodeRunId).catch((error) =>
+        this.#options.onError(error, `deadline of composite ${nodeRunId}`),
+      );
+    });
+    this.#deadlines.set(nodeRunId, disarm);
   }
 
   settled(nodeRunId: string): void {
@@ -115,10 +144,15 @@ export class Dispatcher implements ExecutionPort {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops everything. With `drain`, executions already waited for are first given the chance to
+   * finish (the caller bounds how long); without it, they are let go at once. Either way a durable
+   * store's leases tell the other instances what this process leaves unfinished.
+   */
+  async close(drain = false): Promise<void> {
     this.stop();
-    for (const controller of this.#inflight.values()) controller.abort();
     for (const id of [...this.#deadlines.keys()]) this.#clearDeadline(id);
+    if (!drain) for (const controller of this.#inflight.values()) controller.abort();
     await this.idle();
   }
 
@@ -177,12 +211,16 @@ export class Dispatcher implements ExecutionPort {
     // Registered before the claim, so that a cancel arriving right after it is never missed.
     const controller = new AbortController();
     this.#inflight.set(nodeRunId, controller);
+    const claimedAt = now();
     const claim = await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
       decideClaim(view, {
         nodeRunId,
         kind,
         binding,
-        now: now(),
+        now: claimedAt,
+        ...(kind === 'composite'
+          ? { deadlineAt: claimedAt.getTime() + this.#options.compositeTimeoutMs }
+          : {}),
         ...(policy ? { policy } : {}),
         ...(refuse ? { refuse } : {}),
         ...(token ? { assignmentTokenHash: hashToken(token) } : {}),
@@ -255,13 +293,12 @@ export class Dispatcher implements ExecutionPort {
     } catch (error) {
       // Aborted because the NodeRun finished some other way (canceled, completed by a worker).
       if (controller.signal.aborted) return;
-      const outcome = await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
-        decideFail(view, id, failureOf(error), this.#coordinator.now()),
+      // After a timeout the executor may still be working on it: it is told to stop.
+      const timedOut = error instanceof ServiceError && error.kind === 'timeout';
+      const decide = timedOut ? decideAbandon : decideFail;
+      await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
+        decide(view, id, failureOf(error), this.#coordinator.now()),
       );
-      // The executor may still be working on it: tell it to stop.
-      if (outcome === 'completed' && error instanceof ServiceError && error.kind === 'timeout') {
-        this.#tellExecutorToStop('atomic', id);
-      }
     }
   }
 
@@ -304,27 +341,16 @@ export class Dispatcher implements ExecutionPort {
     }
     // It may have been canceled while begin was in flight.
     const current = await this.#coordinator.store.getNodeRun(id);
-    if (current?.nodeRun.state === 'running') this.#armDeadline(nodeRun);
+    const at = current?.deadlineAt;
+    if (current?.nodeRun.state === 'running' && at !== undefined) this.watch(nodeRun.run_id, id, at);
   }
 
-  #armDeadline(nodeRun: NodeRun): void {
-    const id = nodeRun.node_run_id;
+  async #expireComposite(runId: string, nodeRunId: string): Promise<void> {
     const timeoutMs = this.#options.compositeTimeoutMs;
-    const handle = this.#options.timers.setTimeout(() => {
-      this.#deadlines.delete(id);
-      this.#expireComposite(nodeRun, timeoutMs).catch((error) =>
-        this.#options.onError(error, `deadline of composite ${id}`),
-      );
-    }, timeoutMs);
-    this.#deadlines.set(id, handle);
-  }
-
-  async #expireComposite(nodeRun: NodeRun, timeoutMs: number): Promise<void> {
-    const id = nodeRun.node_run_id;
-    const outcome = await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
-      decideFail(
+    await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
+      decideAbandon(
         view,
-        id,
+        nodeRunId,
         {
           code: 'node_run_timeout',
           message: `The Composite Executor did not complete this NodeRun within ${timeoutMs} ms`,
@@ -333,13 +359,12 @@ export class Dispatcher implements ExecutionPort {
         this.#coordinator.now(),
       ),
     );
-    if (outcome === 'completed') this.cancel({ runId: nodeRun.run_id, nodeRunId: id, kind: 'composite' });
   }
 
   #clearDeadline(id: string): void {
-    const handle = this.#deadlines.get(id);
-    if (handle === undefined) return;
-    this.#options.timers.clearTimeout(handle);
+    const disarm = this.#deadlines.get(id);
+    if (disarm === undefined) return;
+    disarm();
     this.#deadlines.delete(id);
   }
 }

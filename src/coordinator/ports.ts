@@ -31,15 +31,19 @@ export interface ExecutionPort {
   cancel(execution: EndedExecution): void;
   /** A NodeRun reached a terminal state, however it got there (to drop its deadline and the like). */
   settled(nodeRunId: string): void;
+  /** A running composite must be completed by `at` (epoch ms); fail it then if it is not. */
+  watch(runId: string, nodeRunId: string, at: number): void;
   /** Shutdown begins: start nothing new from now on. */
   stop(): void;
-  close(): Promise<void>;
+  /** Stops; with `drain`, executions in flight may finish first (the caller bounds the wait). */
+  close(drain?: boolean): Promise<void>;
 }
 
 export const noExecution: ExecutionPort = {
   dispatch: () => {},
   cancel: () => {},
   settled: () => {},
+  watch: () => {},
   stop: () => {},
   close: async () => {},
 };

@@ -44,7 +44,39 @@ export interface Store {
   effectDone(runId: string, effectId: string): Promise<void>;
   /** Calls `listener` after each commit that appends events to `runId`. Returns the unsubscribe. */
   subscribe(runId: string, listener: () => void): () => void;
+  /** What a store shared by several processes offers to recover from any of them stopping. */
+  readonly recovery?: Recovery;
   close(): Promise<void>;
+}
+
+/** A NodeRun by its Run and its id. */
+export interface NodeRunRef {
+  readonly runId: string;
+  readonly nodeRunId: string;
+}
+
+/**
+ * Recovery from stopped processes, for stores that outlive them. A process holds the NodeRuns it
+ * dispatches and the atomic executions it waits for through leases it renews; what is not held, and
+ * what was owed but not done, any process can find and finish. Times are epoch milliseconds.
+ */
+export interface Recovery {
+  /** Extends the lease on every NodeRun this process holds. */
+  renewLeases(): Promise<void>;
+  /** Takes queued NodeRuns that nobody holds (their process stopped); this process dispatches them. */
+  adoptQueued(limit: number): Promise<NodeRunRef[]>;
+  /** Running atomic NodeRuns whose waiting process stopped renewing its lease. */
+  lostExecutions(limit: number): Promise<NodeRunRef[]>;
+  /** Running NodeRuns whose deadline is before `until`. */
+  nodeRunDeadlines(until: number, limit: number): Promise<(NodeRunRef & { readonly at: number })[]>;
+  /** Running Runs whose wall-time deadline is before `until`. */
+  runDeadlines(until: number, limit: number): Promise<{ readonly runId: string; readonly at: number }[]>;
+  /** Owed effects that are due, held by this process until it has tried them (or they are due again). */
+  dueEffects(limit: number): Promise<(EndedExecution & { readonly attempts: number })[]>;
+  /** Lets go of the queued NodeRuns this process holds, so that others dispatch them at once. */
+  releaseQueued(): Promise<void>;
+  /** Deletes up to `limit` Runs that finished before `before`; returns how many it deleted. */
+  sweep(before: number, limit: number): Promise<number>;
 }
 
 /** A NodeRun whose assignment token a composite executor holds. */

@@ -60,9 +60,12 @@ export function nodeRunRecord(row: NodeRunRow): NodeRunRecord {
     completionFingerprint: orUndefined(row.completion_fingerprint),
     endedByCoordinator: row.ended_by_coordinator,
   };
-  return row.assignment_token_hash === null
-    ? record
-    : { ...record, assignmentTokenHash: row.assignment_token_hash };
+  const deadlineAt = epochMs(row.deadline_at);
+  return {
+    ...record,
+    ...(row.assignment_token_hash === null ? {} : { assignmentTokenHash: row.assignment_token_hash }),
+    ...(deadlineAt === undefined ? {} : { deadlineAt }),
+  };
 }
 
 /** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from an instance. */
@@ -90,7 +93,7 @@ export function nodeRunParam(record: NodeRunRecord, ownership: Ownership) {
     completion_fingerprint: record.completionFingerprint ?? null,
     ended_by_coordinator: record.endedByCoordinator,
     assignment_token_hash: record.assignmentTokenHash ?? null,
-    deadline_at: null,
+    deadline_at: record.deadlineAt ?? null,
     set_owner: ownership.set,
     owner: ownership.owner,
     lease_expires_at: ownership.leaseExpiresAt,

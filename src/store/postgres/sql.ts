@@ -87,6 +87,42 @@ export function statements(schema: string) {
       SELECT $1, effect_id, 'cancel_execution', node_run_id, executor_kind, $5
         FROM unnest($2::text[], $3::text[], $4::text[]) AS e(effect_id, node_run_id, executor_kind)`,
     effectDone: `DELETE FROM ${s}.outbox WHERE run_id = $1 AND effect_id = $2`,
+    renewLeases: `
+      UPDATE ${s}.node_runs SET lease_expires_at = $2 WHERE owner = $1 AND ${LIVE}`,
+    adoptQueued: `
+      UPDATE ${s}.node_runs n SET owner = $1, lease_expires_at = $2
+        FROM (SELECT run_id, node_run_id FROM ${s}.node_runs
+               WHERE state = 'queued' AND lease_expires_at < $3
+               ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED) q
+       WHERE n.run_id = q.run_id AND n.node_run_id = q.node_run_id
+      RETURNING n.run_id, n.node_run_id`,
+    lostExecutions: `
+      SELECT run_id, node_run_id FROM ${s}.node_runs
+       WHERE state = 'running' AND kind = 'atomic' AND lease_expires_at < $1
+       ORDER BY lease_expires_at LIMIT $2`,
+    nodeRunDeadlines: `
+      SELECT run_id, node_run_id, deadline_at FROM ${s}.node_runs
+       WHERE state = 'running' AND deadline_at < $1 ORDER BY deadline_at LIMIT $2`,
+    runDeadlines: `
+      SELECT run_id, deadline_at FROM ${s}.runs
+       WHERE state = 'running' AND deadline_at < $1 ORDER BY deadline_at LIMIT $2`,
+    dueEffects: `
+      UPDATE ${s}.outbox o SET attempts = o.attempts + 1,
+             next_attempt_at = $1 + least($3::bigint * (1::bigint << least(o.attempts, 20)), $4::bigint)
+        FROM (SELECT run_id, effect_id FROM ${s}.outbox WHERE next_attempt_at <= $1
+               ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+       WHERE o.run_id = d.run_id AND o.effect_id = d.effect_id
+      RETURNING o.run_id, o.effect_id, o.node_run_id, o.executor_kind, o.attempts`,
+    releaseQueued: `
+      UPDATE ${s}.node_runs SET owner = NULL, lease_expires_at = 0 WHERE owner = $1 AND state = 'queued'`,
+    finishedBefore: `
+      SELECT run_id FROM ${s}.runs WHERE state <> 'running' AND ended_at < $1 ORDER BY ended_at LIMIT $2`,
+    deleteRun: [
+      `DELETE FROM ${s}.run_events WHERE run_id = $1`,
+      `DELETE FROM ${s}.outbox WHERE run_id = $1`,
+      `DELETE FROM ${s}.node_runs WHERE run_id = $1`,
+      `DELETE FROM ${s}.runs WHERE run_id = $1`,
+    ],
     getRun: `SELECT ${RUN_COLUMNS} FROM ${s}.runs WHERE run_id = $1`,
     getNodeRun: `SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = $1`,
     runJson: `SELECT doc::text AS json FROM ${s}.runs WHERE run_id = $1`,

@@ -21,6 +21,7 @@ import {
 import { EventHub } from '../../events/hub.js';
 import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store } from '../store.js';
 import type { Database } from './database.js';
+import { PostgresRecovery } from './recovery.js';
 import {
   type LockedRunRow,
   type NodeRunRow,
@@ -44,6 +45,8 @@ export interface PostgresStoreOptions {
   /** How long an owed effect waits for the instance that committed it before others retry it. */
   readonly effectGraceMs?: number;
   readonly onListenerError?: (error: unknown) => void;
+  /** Close the database with the store (when the store opened it). */
+  readonly ownsDatabase?: boolean;
 }
 
 /** Errors after which the whole decision is taken again: a concurrent first insert, a deadlock. */
@@ -52,6 +55,8 @@ const MAX_ATTEMPTS = 5;
 
 const NOT_OWNED: Ownership = { set: false, owner: null, leaseExpiresAt: null };
 const RELEASED: Ownership = { set: true, owner: null, leaseExpiresAt: null };
+/** A queued NodeRun nobody holds: its lease ended long ago, so any instance adopts it at once. */
+const UNHELD: Ownership = { set: true, owner: null, leaseExpiresAt: 0 };
 
 export class PostgresStore implements Store {
   readonly #db: Database;
@@ -62,6 +67,8 @@ export class PostgresStore implements Store {
   readonly #now: () => number;
   readonly #leaseTtlMs: number;
   readonly #effectGraceMs: number;
+  readonly #ownsDatabase: boolean;
+  readonly recovery: PostgresRecovery;
   #unlisten: Promise<() => Promise<void>> | undefined;
   /** Highest seq whose commit woke the streams of a Run (only for Runs with subscribers). */
   readonly #seen = new Map<string, number>();
@@ -76,6 +83,16 @@ export class PostgresStore implements Store {
     this.#now = options.now ?? Date.now;
     this.#leaseTtlMs = options.leaseTtlMs ?? 30_000;
     this.#effectGraceMs = options.effectGraceMs ?? 10_000;
+    this.#ownsDatabase = options.ownsDatabase ?? false;
+    this.recovery = new PostgresRecovery({
+      pool: this.#db.pool,
+      sql: this.#sql,
+      instanceId: this.#instanceId,
+      now: this.#now,
+      leaseTtlMs: this.#leaseTtlMs,
+      retryMs: this.#effectGraceMs,
+      maxRetryMs: 300_000,
+    });
   }
 
   /** Starts listening for other instances' commits. */
@@ -300,7 +317,7 @@ export class PostgresStore implements Store {
         ? { set: true, owner: this.#instanceId, leaseExpiresAt: lease }
         : RELEASED;
     }
-    return NOT_OWNED;
+    return to === 'queued' ? UNHELD : NOT_OWNED;
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -372,7 +389,8 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     const unlisten = await this.#unlisten?.catch(() => undefined);
-    await unlisten?.();
+    await unlisten?.().catch(() => {});
+    if (this.#ownsDatabase) await this.#db.close();
   }
 }
 
