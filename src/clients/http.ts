@@ -245,6 +245,11 @@ export class ServiceClient {
         { max_depth: problem.maxDepth },
       );
     }
+    if (problem?.kind === 'nul_character') {
+      throw this.#fail('invalid_response', `the ${this.#title} answered with a string containing U+0000`, {
+        character: 'U+0000',
+      });
+    }
     if (problem?.kind === 'out_of_range') {
       throw this.#fail('invalid_response', `the ${this.#title} answered with a number out of range`, {
         number: problem.number,

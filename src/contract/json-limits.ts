@@ -1,7 +1,7 @@
 /**
  * Limits every JSON document the service accepts must respect, whether a client sent it or a peer
- * answered with it: at most MAX_JSON_DEPTH nested arrays and objects, and no number that overflows
- * to Infinity. JSON.parse itself copes with any depth, but what happens to the value afterwards
+ * answered with it: at most MAX_JSON_DEPTH nested arrays and objects, no number that overflows to
+ * Infinity, and no U+0000 in a string (PostgreSQL cannot store it). JSON.parse itself copes with any depth, but what happens to the value afterwards
  * (canonical fingerprints, JSON.stringify of responses and events) recurses and throws past a few
  * thousand levels, and JSON.stringify writes Infinity as `null`. Checking the text before parsing
  * keeps anything that cannot be served back from ever being stored.
@@ -16,7 +16,8 @@ export const MAX_JSON_DEPTH = 128;
 
 export type JsonTextProblem =
   | { readonly kind: 'too_deep'; readonly maxDepth: number }
-  | { readonly kind: 'out_of_range'; readonly number: string };
+  | { readonly kind: 'out_of_range'; readonly number: string }
+  | { readonly kind: 'nul_character' };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -37,8 +38,23 @@ const SAFE_PLAIN_LENGTH = 300;
  * cleared by two cheap native searches and never walked character by character.
  */
 export function jsonTextProblem(text: string, maxDepth = MAX_JSON_DEPTH): JsonTextProblem | undefined {
+  if (hasNulEscape(text)) return { kind: 'nul_character' };
   if (!hasMoreOpeningBrackets(text, maxDepth) && !MAY_OVERFLOW.test(text)) return undefined;
   return scan(text, maxDepth);
+}
+
+/**
+ * Whether a string or key holds U+0000, which JSON can only write as the escape `\u0000` (a raw
+ * control character is invalid JSON). PostgreSQL's text and jsonb cannot hold it, so it is refused
+ * on every store alike. An escaped backslash followed by `u0000` is ordinary text.
+ */
+function hasNulEscape(text: string): boolean {
+  for (let i = text.indexOf('\\u0000'); i !== -1; i = text.indexOf('\\u0000', i + 1)) {
+    let backslashes = 1;
+    while (text.charCodeAt(i - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 1) return true;
+  }
+  return false;
 }
 
 /**

@@ -38,6 +38,10 @@ function bodyError(problem: JsonTextProblem): ArpError {
       return new ArpError('invalid_request', `Request body has a number out of range: ${problem.number}`, {
         details: { number: problem.number },
       });
+    case 'nul_character':
+      return new ArpError('invalid_request', 'Request body has a string containing U+0000 (NUL)', {
+        details: { character: 'U+0000' },
+      });
     default: {
       const never: never = problem;
       throw new Error(`unknown problem ${String(never)}`);

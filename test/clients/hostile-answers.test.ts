@@ -118,6 +118,18 @@ describe('hostile Atomic Executor answers', () => {
     expect(completionError(root)?.code).toBe('atomic_executor_invalid_response');
   });
 
+  it('a result with U+0000 in a string fails the NodeRun (no store could keep it)', async () => {
+    const { root } = await runAgainst(
+      (id) => `{"node_run_id":"${id}","state":"succeeded","outputs":{"text":"a\\u0000b"}}`,
+    );
+    expect(root.state).toBe('failed');
+    expect(root.outputs).toBeUndefined();
+    expect(completionError(root)).toMatchObject({
+      code: 'atomic_executor_invalid_response',
+      details: { character: 'U+0000' },
+    });
+  });
+
   it('a result that is not UTF-8 fails the NodeRun instead of being decoded lossily', async () => {
     const { root } = await runAgainst((id) =>
       Buffer.concat([

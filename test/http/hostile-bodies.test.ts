@@ -200,7 +200,7 @@ describe('bytes that are not UTF-8', () => {
 
   it('keeps valid multi-byte text exactly as sent', async () => {
     const t = await newApp();
-    const text = 'é€😀\u0000\u2028';
+    const text = 'é€😀\u0001\u2028';
     const res = await post(
       t,
       '/v1/runs',
@@ -260,5 +260,27 @@ describe('numbers out of range', () => {
       tiny: 5e-324,
       big: Number('9'.repeat(300)),
     });
+  });
+});
+
+describe('the NUL character', () => {
+  it.each([
+    ['in a string', `{"run_id":"nul","root_node_type_ref":${REF},"input":{"s":"a\\u0000b"}}`],
+    ['in a key', `{"run_id":"nul","root_node_type_ref":${REF},"input":{"a\\u0000":1}}`],
+    ['after an escaped quote', `{"run_id":"nul","root_node_type_ref":${REF},"input":{"s":"\\"\\u0000"}}`],
+  ])('is refused %s (PostgreSQL cannot store it), and nothing is created', async (_name, body) => {
+    const t = await newApp();
+    const res = await post(t, '/v1/runs', body);
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'invalid_request', details: { character: 'U+0000' } });
+    expect((await t.request({ method: 'GET', url: '/v1/runs/nul' })).statusCode).toBe(404);
+  });
+
+  it('is not confused with an escaped backslash followed by "u0000", which is kept as sent', async () => {
+    const t = await newApp();
+    const res = await post(t, '/v1/runs', `{"root_node_type_ref":${REF},"input":{"s":"\\\\u0000"}}`);
+    expect(res.statusCode, res.body).toBe(200);
+    const root = await t.request({ method: 'GET', url: `/v1/node-runs/${res.json().root_node_run_id}` });
+    expect(root.json().inputs).toEqual({ s: '\\u0000' });
   });
 });
