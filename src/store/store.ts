@@ -30,8 +30,11 @@ export interface Store {
   getNodeRun(nodeRunId: string): Promise<NodeRunRecord | undefined>;
   /** Run id of a NodeRun (a NodeRun never moves between Runs). */
   locate(nodeRunId: string): Promise<string | undefined>;
-  /** Number of Runs that have not finished. */
-  countLiveRuns(): Promise<number>;
+  /**
+   * Number of Runs that have not finished; a shared store may answer from a count up to a second
+   * old unless `fresh` is asked for.
+   */
+  countLiveRuns(options?: { fresh?: boolean }): Promise<number>;
   /** The Run as served (JSON), for reads that only pass it on. */
   runJson(runId: string): Promise<string | undefined>;
   /** The NodeRun as served (JSON), for reads that only pass it on. */

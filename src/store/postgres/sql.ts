@@ -3,6 +3,7 @@
  * one database can hold several coordinators, or one schema per test). Pure functions of the schema
  * name: nothing here talks to the database.
  */
+import { createHash } from 'node:crypto';
 
 /** A double-quoted SQL identifier. */
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -36,8 +37,7 @@ export function statements(schema: string) {
       FROM target t
      WHERE n.run_id = $1 AND n.node_run_id = t.node_run_id
     RETURNING n.node_run_id, n.kind, t.state AS previous_state`;
-  return {
-    schema: s,
+  return nameAll(schema, {
     lockRun: `SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs WHERE run_id = $1 FOR UPDATE`,
     /** NodeRuns by id (in any Run, to tell "another Run's" from "unknown") and by idempotency key. */
     loadNodeRuns: `
@@ -141,7 +141,31 @@ export function statements(schema: string) {
         LEFT JOIN ${s}.node_runs n ON n.run_id = r.run_id AND n.node_run_id = e.node_run_id
        WHERE r.run_id = $1
        ORDER BY e.seq`,
-  };
+  });
+}
+
+export interface Statement {
+  readonly name: string;
+  readonly text: string;
+}
+
+/**
+ * Every statement becomes a named (prepared) statement: each connection parses and plans it once.
+ * Names carry a hash of the schema, since one connection may serve stores of several schemas.
+ */
+function nameAll<T extends Record<string, string | readonly string[]>>(
+  schema: string,
+  texts: T,
+): { readonly [K in keyof T]: T[K] extends string ? Statement : readonly Statement[] } {
+  const prefix = `rc${createHash('sha1').update(schema).digest('hex').slice(0, 10)}`;
+  const named: Record<string, Statement | Statement[]> = {};
+  for (const [key, text] of Object.entries(texts)) {
+    named[key] =
+      typeof text === 'string'
+        ? { name: `${prefix}_${key}`, text }
+        : text.map((t, i) => ({ name: `${prefix}_${key}_${i}`, text: t }));
+  }
+  return named as never;
 }
 
 export type Statements = ReturnType<typeof statements>;

@@ -72,6 +72,7 @@ export class PostgresStore implements Store {
   #unlisten: Promise<() => Promise<void>> | undefined;
   /** Highest seq whose commit woke the streams of a Run (only for Runs with subscribers). */
   readonly #seen = new Map<string, number>();
+  #liveRuns: { readonly at: number; readonly count: Promise<number> } | undefined;
 
   constructor(options: PostgresStoreOptions) {
     this.#db = options.db;
@@ -342,8 +343,22 @@ export class PostgresStore implements Store {
     return (await this.#db.pool.query<{ run_id: string }>(this.#sql.locate, [nodeRunId])).rows[0]?.run_id;
   }
 
-  async countLiveRuns(): Promise<number> {
-    return (await this.#db.pool.query<{ count: number }>(this.#sql.countLiveRuns)).rows[0]?.count ?? 0;
+  /**
+   * Counted at most once a second: the count serves a cap on live Runs, where being a second late
+   * matters less than counting every unfinished Run on every start.
+   */
+  async countLiveRuns(options: { fresh?: boolean } = {}): Promise<number> {
+    const now = Date.now();
+    if (options.fresh || !this.#liveRuns || now - this.#liveRuns.at >= 1_000) {
+      const counting = this.#db.pool
+        .query<{ count: number }>(this.#sql.countLiveRuns)
+        .then((result) => result.rows[0]?.count ?? 0);
+      this.#liveRuns = { at: now, count: counting };
+      counting.catch(() => {
+        this.#liveRuns = undefined;
+      });
+    }
+    return this.#liveRuns.count;
   }
 
   async findAssignment(tokenHash: string): Promise<Assignment | undefined> {
