@@ -13,79 +13,42 @@ const NODE_COLUMNS = `run_id, node_run_id, doc, depth, constraints, child_count,
   idempotency_fingerprint, completion_fingerprint, ended_by_coordinator, assignment_token_hash, deadline_at`;
 const LIVE = `state IN ('queued', 'running')`;
 
-/** The columns of a NodeRun row as jsonb_to_recordset reads them. */
-const NODE_RECORDSET = `x(node_run_id text, parent_node_run_id text, state text, kind text, doc jsonb,
-  depth integer, constraints jsonb, child_count integer, rounds integer, idempotency_key text,
-  idempotency_fingerprint text, completion_fingerprint text, ended_by_coordinator boolean,
-  assignment_token_hash text, deadline_at bigint, set_owner boolean, owner text, lease_expires_at bigint)`;
+/** A SQL string literal (standard_conforming_strings is on in every supported PostgreSQL). */
+export const quoteLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
+const textArray = (values: readonly string[]) => `ARRAY[${values.map(quoteLiteral).join(', ')}]::text[]`;
+
+/**
+ * The start of a decision's transaction in one round trip: BEGIN, lock the Run's row, then read the
+ * NodeRuns the decision needs. Sent as one simple-protocol query, whose statements run one after the
+ * other, each with its own snapshot, so the reads see everything committed before the lock was
+ * granted. Values are inlined as escaped literals (the simple protocol has no parameters).
+ */
+export function beginDecision(
+  schema: string,
+  runId: string,
+  ids: readonly string[],
+  keys: { readonly parentId: string; readonly keys: readonly string[] } | undefined,
+): string {
+  const s = quoteIdent(schema);
+  const run = quoteLiteral(runId);
+  const parts = [
+    'BEGIN',
+    `SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs WHERE run_id = ${run} FOR UPDATE`,
+  ];
+  const reads: string[] = [];
+  if (ids.length > 0)
+    reads.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY(${textArray(ids)})`);
+  if (keys && keys.keys.length > 0) {
+    reads.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE run_id = ${run}
+       AND parent_node_run_id = ${quoteLiteral(keys.parentId)} AND idempotency_key = ANY(${textArray(keys.keys)})`);
+  }
+  if (reads.length > 0) parts.push(reads.join(' UNION ALL '));
+  return parts.join(';\n');
+}
 
 export function statements(schema: string) {
   const s = quoteIdent(schema);
-  const cascade = (inclusive: boolean) => `
-    WITH RECURSIVE target(node_run_id, state) AS (
-      SELECT node_run_id, state FROM ${s}.node_runs
-       WHERE run_id = $1 AND ${inclusive ? 'node_run_id' : 'parent_node_run_id'} = $2 AND ${LIVE}
-      UNION ALL
-      SELECT n.node_run_id, n.state FROM ${s}.node_runs n JOIN target t ON n.parent_node_run_id = t.node_run_id
-       WHERE n.run_id = $1 AND n.${LIVE}
-    )
-    UPDATE ${s}.node_runs n
-       SET state = 'canceled', ended_by_coordinator = true, owner = NULL, lease_expires_at = NULL,
-           deadline_at = NULL,
-           doc = n.doc || jsonb_build_object('state', 'canceled', 'ended_at', $3::text, 'extensions',
-                 coalesce(n.doc -> 'extensions', '{}'::jsonb) || jsonb_build_object('rc.completion_error', $4::jsonb))
-      FROM target t
-     WHERE n.run_id = $1 AND n.node_run_id = t.node_run_id
-    RETURNING n.node_run_id, n.kind, t.state AS previous_state`;
   return nameAll(schema, {
-    lockRun: `SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs WHERE run_id = $1 FOR UPDATE`,
-    /** NodeRuns by id (in any Run, to tell "another Run's" from "unknown") and by idempotency key. */
-    loadNodeRuns: `
-      SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY($2::text[])
-      UNION ALL
-      SELECT ${NODE_COLUMNS} FROM ${s}.node_runs
-       WHERE run_id = $1 AND parent_node_run_id = $3 AND idempotency_key = ANY($4::text[])`,
-    cascadeExclusive: cascade(false),
-    cascadeInclusive: cascade(true),
-    insertRun: `
-      INSERT INTO ${s}.runs (run_id, state, doc, constraints, start_fingerprint, deadline_at, steps,
-                             node_run_count, live_count, last_seq, started_at, ended_at, tenant_id,
-                             root_node_type_id)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-    updateRun: `
-      UPDATE ${s}.runs SET state = $2, doc = $3, deadline_at = $4, steps = $5, node_run_count = $6,
-                           live_count = $7, last_seq = $8, ended_at = $9
-       WHERE run_id = $1`,
-    updateCounters: `UPDATE ${s}.runs SET node_run_count = $2, live_count = $3, last_seq = $4 WHERE run_id = $1`,
-    insertNodeRuns: `
-      INSERT INTO ${s}.node_runs (run_id, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints,
-                                  child_count, rounds, idempotency_key, idempotency_fingerprint,
-                                  completion_fingerprint, ended_by_coordinator, assignment_token_hash,
-                                  deadline_at, owner, lease_expires_at)
-      SELECT $1, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints, child_count, rounds,
-             idempotency_key, idempotency_fingerprint, completion_fingerprint, ended_by_coordinator,
-             assignment_token_hash, deadline_at, owner, lease_expires_at
-        FROM jsonb_to_recordset($2::jsonb) AS ${NODE_RECORDSET}`,
-    updateNodeRuns: `
-      UPDATE ${s}.node_runs n
-         SET state = x.state, kind = x.kind, doc = x.doc, child_count = x.child_count, rounds = x.rounds,
-             completion_fingerprint = x.completion_fingerprint, ended_by_coordinator = x.ended_by_coordinator,
-             assignment_token_hash = x.assignment_token_hash, deadline_at = x.deadline_at,
-             owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END,
-             lease_expires_at = CASE WHEN x.set_owner THEN x.lease_expires_at ELSE n.lease_expires_at END
-        FROM jsonb_to_recordset($2::jsonb) AS ${NODE_RECORDSET}
-       WHERE n.run_id = $1 AND n.node_run_id = x.node_run_id`,
-    /** Appends events and wakes every instance's streams of the Run, when the transaction commits. */
-    appendEvents: `
-      WITH appended AS (
-        INSERT INTO ${s}.run_events (run_id, seq, node_run_id, line)
-        SELECT $1, seq, node_run_id, line FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e(seq, node_run_id, line)
-      )
-      SELECT pg_notify($5, $6)`,
-    insertEffects: `
-      INSERT INTO ${s}.outbox (run_id, effect_id, kind, node_run_id, executor_kind, next_attempt_at)
-      SELECT $1, effect_id, 'cancel_execution', node_run_id, executor_kind, $5
-        FROM unnest($2::text[], $3::text[], $4::text[]) AS e(effect_id, node_run_id, executor_kind)`,
     effectDone: `DELETE FROM ${s}.outbox WHERE run_id = $1 AND effect_id = $2`,
     renewLeases: `
       UPDATE ${s}.node_runs SET lease_expires_at = $2 WHERE owner = $1 AND ${LIVE}`,

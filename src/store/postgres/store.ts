@@ -31,7 +31,8 @@ import {
   type RunRow,
   runRecord,
 } from './rows.js';
-import { type Statements, statements } from './sql.js';
+import { beginDecision, type Statements, statements } from './sql.js';
+import { type WriteShape, type WriteStatement, type WriteValues, writeStatement } from './write.js';
 
 export interface PostgresStoreOptions {
   readonly db: Database;
@@ -72,11 +73,14 @@ export class PostgresStore implements Store {
   #unlisten: Promise<() => Promise<void>> | undefined;
   /** Highest seq whose commit woke the streams of a Run (only for Runs with subscribers). */
   readonly #seen = new Map<string, number>();
+  readonly #writes = new Map<string, WriteStatement>();
+  readonly #schema: string;
   #liveRuns: { readonly at: number; readonly count: Promise<number> } | undefined;
 
   constructor(options: PostgresStoreOptions) {
     this.#db = options.db;
     this.#sql = statements(options.schema);
+    this.#schema = options.schema;
     // One channel per schema, as a plain identifier (PGlite's LISTEN does not quote).
     this.#channel = `${options.schema.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_events`.slice(0, 63);
     this.#hub = new EventHub(options.onListenerError);
@@ -133,6 +137,12 @@ export class PostgresStore implements Store {
     needs: Needs,
     decide: (view: RunView) => Decision<T>,
   ): Promise<CommittedDecision<T>> {
+    if (!storable(runId)) {
+      // No Run can have this id; the decision sees an empty Run (and must not create one).
+      const decision = decide(view(runId, undefined, new Map(), needs));
+      if (decision.changes) throw new Error('a Run id holding U+0000 cannot be stored');
+      return { ...decision, committed: [], ended: [] };
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#transaction(runId, needs, decide);
@@ -152,10 +162,14 @@ export class PostgresStore implements Store {
     let open = false;
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      const ids = (needs.nodeRuns ?? []).filter(storable);
       open = true;
-      const locked = (await client.query<LockedRunRow>(this.#sql.lockRun, [runId])).rows[0];
-      const loaded = await this.#load(client, runId, needs);
+      const results = (await client.query(
+        beginDecision(this.#schema, runId, ids, needs.idempotency),
+      )) as unknown as pg.QueryResult[];
+      const locked = results[1]?.rows[0] as LockedRunRow | undefined;
+      const loaded = new Map<string, NodeRunRow>();
+      for (const row of (results[2]?.rows ?? []) as NodeRunRow[]) loaded.set(row.node_run_id, row);
       const decision = decide(view(runId, locked, loaded, needs));
       const written = await this.#write(client, runId, locked, loaded, decision);
       await client.query('COMMIT');
@@ -169,21 +183,6 @@ export class PostgresStore implements Store {
     } finally {
       client.release(broken);
     }
-  }
-
-  async #load(client: pg.PoolClient, runId: string, needs: Needs): Promise<Map<string, NodeRunRow>> {
-    const ids = needs.nodeRuns ?? [];
-    const keys = needs.idempotency;
-    const loaded = new Map<string, NodeRunRow>();
-    if (ids.length === 0 && !keys) return loaded;
-    const { rows } = await client.query<NodeRunRow>(this.#sql.loadNodeRuns, [
-      runId,
-      ids,
-      keys?.parentId ?? null,
-      keys?.keys ?? [],
-    ]);
-    for (const row of rows) loaded.set(row.node_run_id, row);
-    return loaded;
   }
 
   /** Writes a decision's changes; returns what was committed. */
@@ -205,24 +204,10 @@ export class PostgresStore implements Store {
     )
       return nothing;
     const now = this.#now();
-    const sql = this.#sql;
-
-    let cascaded: { node_run_id: string; kind: string | null; previous_state: string }[] = [];
-    if (changes.cascade && locked) {
-      const { from, inclusive, reason, time } = changes.cascade;
-      cascaded = (
-        await client.query(inclusive ? sql.cascadeInclusive : sql.cascadeExclusive, [
-          runId,
-          from,
-          time,
-          JSON.stringify(terminationError(reason)),
-        ])
-      ).rows;
-    }
-
+    const cascade = changes.cascade && locked ? changes.cascade : undefined;
     const lastSeq = locked ? Number(locked.last_seq) : 0;
-    const nodeRunCount = (locked?.node_run_count ?? 0) + created.length;
-    let live = (locked?.live_count ?? 0) - cascaded.length;
+    // Live NodeRuns before the cascade; the statement subtracts those the cascade ends.
+    let live = locked?.live_count ?? 0;
     for (const record of created) if (!isTerminal(record.nodeRun.state)) live += 1;
     for (const record of updated) {
       const before = loaded.get(record.nodeRun.node_run_id);
@@ -234,75 +219,97 @@ export class PostgresStore implements Store {
       ...draft,
     }));
     const newLastSeq = lastSeq + committed.length;
-
-    const run = changes.run;
-    if (run && !locked) {
-      const root = created.find((record) => record.nodeRun.node_run_id === run.run.root_node_run_id);
-      const params = insertRunParams(runId, run, root, nodeRunCount, live, newLastSeq);
-      await client.query(sql.insertRun, params);
-    } else if (run)
-      await client.query(sql.updateRun, [
-        runId,
-        run.run.state,
-        JSON.stringify(run.run),
-        run.deadlineAt ?? null,
-        run.steps,
-        nodeRunCount,
-        live,
-        newLastSeq,
-        run.run.ended_at ?? null,
-      ]);
-    else await client.query(sql.updateCounters, [runId, nodeRunCount, live, newLastSeq]);
-
     const lease = now + this.#leaseTtlMs;
+    const asked = (decision.effects ?? []).flatMap((effect) =>
+      effect.type === 'cancel_execution' ? [{ ...effect.execution, effectId: randomUUID() }] : [],
+    );
+    const run = changes.run;
+    const shape: WriteShape = {
+      run: run ? (locked ? 'update' : 'insert') : 'counters',
+      cascade: cascade ? (cascade.inclusive ? 'inclusive' : 'exclusive') : 'none',
+      created: created.length > 0,
+      updated: updated.length > 0,
+      events: committed.length > 0,
+      effects: asked.length > 0,
+    };
+    const values: WriteValues = {
+      run_id: runId,
+      live,
+      node_run_count: (locked?.node_run_count ?? 0) + created.length,
+      last_seq: newLastSeq,
+      effects_due: now + this.#effectGraceMs,
+    };
+    if (cascade) {
+      values.cascade_from = cascade.from;
+      values.cascade_time = cascade.time;
+      values.cascade_error = JSON.stringify(terminationError(cascade.reason));
+    }
+    if (run) {
+      Object.assign(values, {
+        state: run.run.state,
+        doc: JSON.stringify(run.run),
+        constraints: run.constraints ? JSON.stringify(run.constraints) : null,
+        start_fingerprint: run.startFingerprint,
+        deadline_at: run.deadlineAt ?? null,
+        steps: run.steps,
+        started_at: run.run.started_at ?? new Date(now).toISOString(),
+        ended_at: run.run.ended_at ?? null,
+        tenant_id: run.run.run_context?.tenant_id ?? null,
+        // The root's node type, for listing Runs; the root is created with its Run.
+        root_node_type_id:
+          created.find((record) => record.nodeRun.node_run_id === run.run.root_node_run_id)?.nodeRun
+            .node_type_ref.node_type_id ?? '',
+      });
+    }
     if (created.length > 0) {
       const owned: Ownership = { set: true, owner: this.#instanceId, leaseExpiresAt: lease };
-      const params = created.map((record) =>
-        nodeRunParam(record, record.nodeRun.state === 'queued' ? owned : RELEASED),
+      values.created = JSON.stringify(
+        created.map((record) => nodeRunParam(record, record.nodeRun.state === 'queued' ? owned : RELEASED)),
       );
-      await client.query(sql.insertNodeRuns, [runId, JSON.stringify(params)]);
     }
     if (updated.length > 0) {
-      const params = updated.map((record) =>
-        nodeRunParam(record, this.#ownership(loaded.get(record.nodeRun.node_run_id), record, lease)),
+      values.updated = JSON.stringify(
+        updated.map((record) =>
+          nodeRunParam(record, this.#ownership(loaded.get(record.nodeRun.node_run_id), record, lease)),
+        ),
       );
-      await client.query(sql.updateNodeRuns, [runId, JSON.stringify(params)]);
     }
-
-    const ended: EndedExecution[] = cascaded
-      .filter((row) => row.previous_state === 'running')
-      .map((row) => ({
-        runId,
-        nodeRunId: row.node_run_id,
-        kind: (row.kind ?? undefined) as EndedExecution['kind'],
-      }));
-    const owed = [
-      ...ended,
-      ...(decision.effects ?? []).flatMap((effect) =>
-        effect.type === 'cancel_execution' ? [effect.execution] : [],
-      ),
-    ].map((execution) => ({ ...execution, effectId: randomUUID() }));
-    if (owed.length > 0) {
-      await client.query(sql.insertEffects, [
-        runId,
-        owed.map((e) => e.effectId),
-        owed.map((e) => e.nodeRunId),
-        owed.map((e) => e.kind ?? null),
-        now + this.#effectGraceMs,
-      ]);
-    }
-
     if (committed.length > 0) {
-      await client.query(sql.appendEvents, [
-        runId,
-        committed.map((e) => e.seq),
-        committed.map((e) => e.node_run_id ?? null),
-        committed.map((e) => JSON.stringify(e)),
-        this.#channel,
-        `${newLastSeq} ${runId}`,
-      ]);
+      values.seqs = committed.map((e) => e.seq);
+      values.event_node_run_ids = committed.map((e) => e.node_run_id ?? null);
+      values.lines = committed.map((e) => JSON.stringify(e));
+      values.channel = this.#channel;
+      values.notification = `${newLastSeq} ${runId}`;
     }
-    return { committed, ended: owed };
+    if (asked.length > 0) {
+      values.effect_ids = asked.map((e) => e.effectId);
+      values.effect_node_run_ids = asked.map((e) => e.nodeRunId);
+      values.effect_kinds = asked.map((e) => e.kind ?? null);
+    }
+    const statement = this.#writeStatement(shape);
+    const { rows } = await client.query<{
+      ended: { node_run_id: string; kind: string | null; effect_id: string }[];
+    }>(
+      statement,
+      statement.params.map((name) => values[name] ?? null),
+    );
+    const ended: EndedExecution[] = (rows[0]?.ended ?? []).map((row) => ({
+      runId,
+      nodeRunId: row.node_run_id,
+      kind: (row.kind ?? undefined) as EndedExecution['kind'],
+      effectId: row.effect_id,
+    }));
+    return { committed, ended: [...ended, ...asked] };
+  }
+
+  #writeStatement(shape: WriteShape): WriteStatement {
+    const key = `${shape.run}/${shape.cascade}/${+shape.created}${+shape.updated}${+shape.events}${+shape.effects}`;
+    let statement = this.#writes.get(key);
+    if (!statement) {
+      statement = writeStatement(this.#schema, shape);
+      this.#writes.set(key, statement);
+    }
+    return statement;
   }
 
   /** Hands a NodeRun to this instance when it starts executing it; releases it when it ends. */
@@ -322,24 +329,29 @@ export class PostgresStore implements Store {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
+    if (!storable(runId)) return undefined;
     const row = (await this.#db.pool.query<RunRow>(this.#sql.getRun, [runId])).rows[0];
     return row && runRecord(row);
   }
 
   async getNodeRun(nodeRunId: string): Promise<NodeRunRecord | undefined> {
+    if (!storable(nodeRunId)) return undefined;
     const row = (await this.#db.pool.query<NodeRunRow>(this.#sql.getNodeRun, [nodeRunId])).rows[0];
     return row && nodeRunRecord(row);
   }
 
   async runJson(runId: string): Promise<string | undefined> {
+    if (!storable(runId)) return undefined;
     return (await this.#db.pool.query<{ json: string }>(this.#sql.runJson, [runId])).rows[0]?.json;
   }
 
   async nodeRunJson(nodeRunId: string): Promise<string | undefined> {
+    if (!storable(nodeRunId)) return undefined;
     return (await this.#db.pool.query<{ json: string }>(this.#sql.nodeRunJson, [nodeRunId])).rows[0]?.json;
   }
 
   async locate(nodeRunId: string): Promise<string | undefined> {
+    if (!storable(nodeRunId)) return undefined;
     return (await this.#db.pool.query<{ run_id: string }>(this.#sql.locate, [nodeRunId])).rows[0]?.run_id;
   }
 
@@ -371,6 +383,7 @@ export class PostgresStore implements Store {
   }
 
   async events(runId: string, afterSeq: number, limit: number): Promise<EventPage | undefined> {
+    if (!storable(runId)) return undefined;
     const { rows } = await this.#db.pool.query<{
       last_seq: string;
       state: string;
@@ -409,33 +422,11 @@ export class PostgresStore implements Store {
   }
 }
 
-function insertRunParams(
-  runId: string,
-  record: RunRecord,
-  root: NodeRunRecord | undefined,
-  nodeRunCount: number,
-  live: number,
-  lastSeq: number,
-) {
-  const { run } = record;
-  return [
-    runId,
-    run.state,
-    JSON.stringify(run),
-    record.constraints ? JSON.stringify(record.constraints) : null,
-    record.startFingerprint,
-    record.deadlineAt ?? null,
-    record.steps,
-    nodeRunCount,
-    live,
-    lastSeq,
-    run.started_at ?? new Date().toISOString(),
-    run.ended_at ?? null,
-    run.run_context?.tenant_id ?? null,
-    // The root's node type, for listing Runs; the root is created with its Run.
-    root?.nodeRun.node_type_ref.node_type_id ?? '',
-  ];
-}
+/**
+ * PostgreSQL text cannot hold U+0000, so an id with one (possible in a URL, never in a body) names
+ * nothing: it is not sent to the database at all.
+ */
+const storable = (id: string) => !id.includes('\u0000');
 
 /** The decision's view: the locked Run row and the NodeRuns loaded for its needs. */
 function view(

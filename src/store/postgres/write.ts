@@ -1,0 +1,147 @@
+/**
+ * A decision's whole write as ONE statement (data-modifying CTEs): the Run's row, new and changed
+ * NodeRuns, the cascade over the unfinished subtree, the events with their seq, the executor cancels
+ * owed, and the notification to every instance, in one round trip. The text depends on which parts a
+ * decision has (its shape); each shape is a named statement, planned once per connection.
+ */
+import { createHash } from 'node:crypto';
+import { quoteIdent, type Statement } from './sql.js';
+
+export interface WriteShape {
+  readonly run: 'insert' | 'update' | 'counters';
+  readonly cascade: 'none' | 'inclusive' | 'exclusive';
+  readonly created: boolean;
+  readonly updated: boolean;
+  readonly events: boolean;
+  /** Cancels the decision itself asked for (those of the cascade come with it). */
+  readonly effects: boolean;
+}
+
+/** Values for the parts a shape has, by name; the statement says in which order they are bound. */
+export type WriteValues = Record<string, unknown>;
+
+export interface WriteStatement extends Statement {
+  readonly params: readonly string[];
+}
+
+const NODE_RECORDSET = `x(node_run_id text, parent_node_run_id text, state text, kind text, doc jsonb,
+  depth integer, constraints jsonb, child_count integer, rounds integer, idempotency_key text,
+  idempotency_fingerprint text, completion_fingerprint text, ended_by_coordinator boolean,
+  assignment_token_hash text, deadline_at bigint, set_owner boolean, owner text, lease_expires_at bigint)`;
+
+export function writeStatement(schema: string, shape: WriteShape): WriteStatement {
+  const s = quoteIdent(schema);
+  const params: string[] = [];
+  const p = (name: string, cast = '') => {
+    let index = params.indexOf(name);
+    if (index < 0) index = params.push(name) - 1;
+    return `$${index + 1}${cast}`;
+  };
+  const run = p('run_id');
+  const ctes: string[] = [];
+  const live = `${p('live')}::integer`;
+  let liveCount = live;
+
+  if (shape.cascade !== 'none') {
+    const start = shape.cascade === 'inclusive' ? 'node_run_id' : 'parent_node_run_id';
+    ctes.push(`target(node_run_id, state) AS (
+        SELECT node_run_id, state FROM ${s}.node_runs
+         WHERE run_id = ${run} AND ${start} = ${p('cascade_from')} AND state IN ('queued', 'running')
+        UNION ALL
+        SELECT n.node_run_id, n.state FROM ${s}.node_runs n JOIN target t ON n.parent_node_run_id = t.node_run_id
+         WHERE n.run_id = ${run} AND n.state IN ('queued', 'running'))`);
+    ctes.push(`cascaded AS (
+        UPDATE ${s}.node_runs n
+           SET state = 'canceled', ended_by_coordinator = true, owner = NULL, lease_expires_at = NULL,
+               deadline_at = NULL,
+               doc = n.doc || jsonb_build_object('state', 'canceled', 'ended_at', ${p('cascade_time', '::text')},
+                     'extensions', coalesce(n.doc -> 'extensions', '{}'::jsonb)
+                       || jsonb_build_object('rc.completion_error', ${p('cascade_error', '::jsonb')}))
+          FROM target t
+         WHERE n.run_id = ${run} AND n.node_run_id = t.node_run_id
+        RETURNING n.node_run_id, n.kind, t.state AS previous_state)`);
+    ctes.push(`cascade_owed AS (
+        INSERT INTO ${s}.outbox (run_id, effect_id, kind, node_run_id, executor_kind, next_attempt_at)
+        SELECT ${run}, gen_random_uuid()::text, 'cancel_execution', node_run_id, kind, ${p('effects_due', '::bigint')}
+          FROM cascaded WHERE previous_state = 'running'
+        RETURNING node_run_id, executor_kind, effect_id)`);
+    liveCount = `${live} - (SELECT count(*)::integer FROM cascaded)`;
+  }
+
+  const counters = `node_run_count = ${p('node_run_count', '::integer')}, live_count = ${liveCount},
+                    last_seq = ${p('last_seq', '::bigint')}`;
+  if (shape.run === 'insert') {
+    ctes.push(`run_row AS (
+        INSERT INTO ${s}.runs (run_id, state, doc, constraints, start_fingerprint, deadline_at, steps,
+                               node_run_count, live_count, last_seq, started_at, ended_at, tenant_id,
+                               root_node_type_id)
+        VALUES (${run}, ${p('state')}, ${p('doc', '::jsonb')}, ${p('constraints', '::jsonb')},
+                ${p('start_fingerprint')}, ${p('deadline_at', '::bigint')}, ${p('steps', '::integer')},
+                ${p('node_run_count', '::integer')}, ${live}, ${p('last_seq', '::bigint')},
+                ${p('started_at', '::timestamptz')}, ${p('ended_at', '::timestamptz')}, ${p('tenant_id')},
+                ${p('root_node_type_id')})
+        RETURNING 1)`);
+  } else if (shape.run === 'update') {
+    ctes.push(`run_row AS (
+        UPDATE ${s}.runs SET state = ${p('state')}, doc = ${p('doc', '::jsonb')},
+                             deadline_at = ${p('deadline_at', '::bigint')}, steps = ${p('steps', '::integer')},
+                             ended_at = ${p('ended_at', '::timestamptz')}, ${counters}
+         WHERE run_id = ${run} RETURNING 1)`);
+  } else {
+    ctes.push(`run_row AS (UPDATE ${s}.runs SET ${counters} WHERE run_id = ${run} RETURNING 1)`);
+  }
+
+  if (shape.created) {
+    ctes.push(`created AS (
+        INSERT INTO ${s}.node_runs (run_id, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints,
+                                    child_count, rounds, idempotency_key, idempotency_fingerprint,
+                                    completion_fingerprint, ended_by_coordinator, assignment_token_hash,
+                                    deadline_at, owner, lease_expires_at)
+        SELECT ${run}, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints, child_count, rounds,
+               idempotency_key, idempotency_fingerprint, completion_fingerprint, ended_by_coordinator,
+               assignment_token_hash, deadline_at, owner, lease_expires_at
+          FROM jsonb_to_recordset(${p('created', '::jsonb')}) AS ${NODE_RECORDSET}
+        RETURNING 1)`);
+  }
+  if (shape.updated) {
+    ctes.push(`updated AS (
+        UPDATE ${s}.node_runs n
+           SET state = x.state, kind = x.kind, doc = x.doc, child_count = x.child_count, rounds = x.rounds,
+               completion_fingerprint = x.completion_fingerprint, ended_by_coordinator = x.ended_by_coordinator,
+               assignment_token_hash = x.assignment_token_hash, deadline_at = x.deadline_at,
+               owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END,
+               lease_expires_at = CASE WHEN x.set_owner THEN x.lease_expires_at ELSE n.lease_expires_at END
+          FROM jsonb_to_recordset(${p('updated', '::jsonb')}) AS ${NODE_RECORDSET}
+         WHERE n.run_id = ${run} AND n.node_run_id = x.node_run_id
+        RETURNING 1)`);
+  }
+  if (shape.events) {
+    ctes.push(`appended AS (
+        INSERT INTO ${s}.run_events (run_id, seq, node_run_id, line)
+        SELECT ${run}, seq, node_run_id, line
+          FROM unnest(${p('seqs', '::bigint[]')}, ${p('event_node_run_ids', '::text[]')}, ${p('lines', '::text[]')})
+               AS e(seq, node_run_id, line)
+        RETURNING 1)`);
+  }
+  if (shape.effects) {
+    ctes.push(`owed AS (
+        INSERT INTO ${s}.outbox (run_id, effect_id, kind, node_run_id, executor_kind, next_attempt_at)
+        SELECT ${run}, effect_id, 'cancel_execution', node_run_id, executor_kind, ${p('effects_due', '::bigint')}
+          FROM unnest(${p('effect_ids', '::text[]')}, ${p('effect_node_run_ids', '::text[]')},
+                      ${p('effect_kinds', '::text[]')}) AS e(effect_id, node_run_id, executor_kind)
+        RETURNING 1)`);
+  }
+
+  const ended =
+    shape.cascade === 'none'
+      ? `'[]'::json`
+      : `coalesce((SELECT json_agg(json_build_object('node_run_id', node_run_id, 'kind', executor_kind,
+                                                     'effect_id', effect_id)) FROM cascade_owed), '[]'::json)`;
+  const notify = shape.events ? `(SELECT pg_notify(${p('channel')}, ${p('notification')}))` : 'NULL';
+  const recursive = shape.cascade === 'none' ? '' : 'RECURSIVE ';
+  const text = `WITH ${recursive}${ctes.join(',\n     ')}
+    SELECT ${ended} AS ended, ${notify} AS notified, (SELECT count(*) FROM run_row) AS runs`;
+  const key = JSON.stringify([schema, shape]);
+  const name = `rcw${createHash('sha1').update(key).digest('hex').slice(0, 16)}`;
+  return { name, text, params };
+}
