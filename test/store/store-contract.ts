@@ -527,6 +527,19 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.locate(rootId)).toBe(runId);
       });
 
+      it('ids holding U+0000 (possible in a URL) name nothing', async () => {
+        const store = await open();
+        const id = 'node_run_\u0000x';
+        expect(await store.getRun(id)).toBeUndefined();
+        expect(await store.getNodeRun(id)).toBeUndefined();
+        expect(await store.locate(id)).toBeUndefined();
+        expect(await store.runJson(id)).toBeUndefined();
+        expect(await store.nodeRunJson(id)).toBeUndefined();
+        expect(await store.events(id, 0, 10)).toBeUndefined();
+        const seen = await peek(store, id, { nodeRuns: [id] }, (view) => [view.record, view.nodeRun(id)]);
+        expect(seen).toEqual([undefined, undefined]);
+      });
+
       it('countLiveRuns counts the Runs that have not finished', async () => {
         const store = await open();
         const before = await store.countLiveRuns({ fresh: true });
