@@ -15,9 +15,9 @@ streams.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -92,22 +92,25 @@ def _get(path: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             body = json.load(response)
-    except (urllib.error.URLError, ValueError):
+    except (OSError, http.client.HTTPException, ValueError):  # URLError and timeouts are OSErrors
         return None
     return body if isinstance(body, dict) else None
 
 
+def _segment(value: Any) -> str:
+    return urllib.parse.quote(str(value), safe="")
+
+
 def _run_is_running(case: Any) -> bool:
     """Whether the Run behind this event stream exists and is not finished."""
-    quote = lambda value: urllib.parse.quote(str(value), safe="")  # noqa: E731
     if "run_id" in case.path_parameters:
         run_id = case.path_parameters["run_id"]
     else:
-        node_run = _get(f"/v1/node-runs/{quote(case.path_parameters['node_run_id'])}")
+        node_run = _get(f"/v1/node-runs/{_segment(case.path_parameters['node_run_id'])}")
         if node_run is None:
             return False
         run_id = node_run.get("run_id")
-    run = _get(f"/v1/runs/{quote(run_id)}")
+    run = _get(f"/v1/runs/{_segment(run_id)}")
     return run is not None and run.get("state") not in TERMINAL
 
 
