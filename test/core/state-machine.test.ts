@@ -1,7 +1,7 @@
 /**
  * Table-driven tests of the pure core (src/core): every NodeRun and Run state against every
  * operation, the create_node_runs checks and limits, idempotency, event sequences, constraint
- * merging and client-id rules, as the README's Behaviour and Events sections describe them.
+ * merging and client-id rules.
  *
  * The core is exercised without HTTP and without a Store: `World` below is a minimal holder of
  * committed state that builds `RunView`s and applies `Decision`s. It also checks, on every decision,
