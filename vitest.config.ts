@@ -1,8 +1,11 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
+// `npm test`: every suite that needs nothing but Node. test/standard needs the published ARP
+// standard and runs with its own config (`npm run test:standard`).
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    exclude: [...configDefaults.exclude, 'test/standard/**'],
     environment: 'node',
     reporters: ['default', './test/summary-reporter.ts'],
     testTimeout: 20_000,

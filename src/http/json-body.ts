@@ -22,8 +22,25 @@ export function installJsonBodyParser(app: FastifyInstance): void {
     if (text.trim() === '') return done(null, undefined);
     const problem = jsonTextProblem(text);
     if (problem) return done(bodyError(problem));
-    parseJson(request, text, done);
+    parseJson(request, text, (error, parsed) => {
+      // Fastify reports a refused `__proto__` key as invalid JSON; say what it is when the text parses.
+      if (error && text.includes('__proto__') && parses(text)) {
+        return done(
+          new ArpError('invalid_request', 'Request body uses the key "__proto__", which is not accepted'),
+        );
+      }
+      done(error, parsed);
+    });
   });
+}
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function bodyError(problem: JsonTextProblem): ArpError {

@@ -64,7 +64,7 @@ function streamQuery(request: FastifyRequest): { follow: boolean; afterSeq: numb
   }
   const afterText = single('after_seq');
   if (afterText !== undefined && !/^\d{1,15}$/.test(afterText))
-    throw bad('after_seq', 'must be an integer >= 0');
+    throw bad('after_seq', 'must be an integer from 0 to 999999999999999 (at most 15 digits)');
   return { follow: followText === 'true', afterSeq: afterText === undefined ? 0 : Number(afterText) };
 }
 

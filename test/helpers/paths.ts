@@ -1,4 +1,4 @@
-/** Where the project and the ARP standard (../shared beside the checkout) are, whatever the cwd. */
+/** Where the project's files are, whatever the cwd. */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,5 +16,3 @@ function findProjectRoot(): string {
 
 export const PROJECT_ROOT = findProjectRoot();
 export const CONTRACT_FILE = path.join(PROJECT_ROOT, 'openapi', 'run-coordinator.yaml');
-/** The ARP standard's spec/v1, read-only test data. */
-export const STANDARD_V1 = path.resolve(PROJECT_ROOT, '..', 'shared', 'arp-standard', 'spec', 'v1');

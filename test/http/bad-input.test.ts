@@ -178,3 +178,29 @@ describe('bad input', () => {
     expect(body.error.code).toBe('invalid_request');
   });
 });
+
+describe('messages that say what is wrong', () => {
+  it('a "__proto__" key anywhere in a body is named as such, not called invalid JSON', async () => {
+    const t = await newApp();
+    const res = await t.request({
+      method: 'POST',
+      url: '/v1/runs',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"root_node_type_ref":${JSON.stringify(ref('a'))},"input":{"__proto__":{"a":1}}}`,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('invalid_request');
+    expect(res.json().error.message).toMatch(/__proto__/);
+  });
+
+  it('an after_seq that is too long says how long it may be', async () => {
+    const t = await newApp();
+    const run = await startRun(t);
+    const res = await t.request({
+      method: 'GET',
+      url: `/v1/runs/${run.run_id}/events?after_seq=1627353037507372`,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details.errors[0].message).toMatch(/15 digits|999999999999999/);
+  });
+});

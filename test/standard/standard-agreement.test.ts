@@ -13,7 +13,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CONTRACT_FILE, PROJECT_ROOT, STANDARD_V1 } from '../helpers/paths.js';
+import { CONTRACT_FILE, PROJECT_ROOT } from '../helpers/paths.js';
+import { STANDARD_V1 } from './spec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Locations (from the project root, never from cwd)
@@ -313,7 +314,7 @@ function withoutParameters(operation: JsonObject | undefined): JsonObject | unde
 // ---------------------------------------------------------------------------------------------
 
 describe('the project contract agrees with the ARP standard run-coordinator.openapi.yaml', () => {
-  it('reads both documents (standard beside the checkout at ../shared)', () => {
+  it('reads both documents (the standard from ARP_STANDARD_SPEC_V1)', () => {
     expect(standard.openapi).toBe('3.0.3');
     expect(project.openapi).toBe(standard.openapi);
     expect(standardOperations.length).toBeGreaterThanOrEqual(10);

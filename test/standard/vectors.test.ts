@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadContract } from '../../src/contract/contract.js';
 import { ContractValidators } from '../../src/contract/validators.js';
-import { STANDARD_V1 } from '../helpers/paths.js';
+import { STANDARD_V1 } from './spec.js';
 
 const SCHEMAS = path.join(STANDARD_V1, 'schemas');
 const VALID = path.join(STANDARD_V1, 'conformance', 'json_vectors');
