@@ -17,32 +17,36 @@ const LIVE = `state IN ('queued', 'running')`;
 export const quoteLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
 const textArray = (values: readonly string[]) => `ARRAY[${values.map(quoteLiteral).join(', ')}]::text[]`;
 
+/** What one decision of a batch reads. */
+export interface BatchRead {
+  readonly runId: string;
+  readonly ids: readonly string[];
+  readonly keys: { readonly parentId: string; readonly keys: readonly string[] } | undefined;
+}
+
 /**
- * The start of a decision's transaction in one round trip: BEGIN, lock the Run's row, then read the
- * NodeRuns the decision needs. Sent as one simple-protocol query, whose statements run one after the
- * other, each with its own snapshot, so the reads see everything committed before the lock was
- * granted. Values are inlined as escaped literals (the simple protocol has no parameters).
+ * The start of a batch of decisions on distinct Runs, in one round trip: BEGIN, lock their rows in
+ * `run_id` order (two batches never wait on each other in a cycle), then read every NodeRun the
+ * decisions need. As `beginDecision`, the reads run after the locks were granted.
  */
-export function beginDecision(
-  schema: string,
-  runId: string,
-  ids: readonly string[],
-  keys: { readonly parentId: string; readonly keys: readonly string[] } | undefined,
-): string {
+export function beginBatch(schema: string, reads: readonly BatchRead[]): string {
   const s = quoteIdent(schema);
-  const run = quoteLiteral(runId);
+  const runs = reads.map((read) => read.runId);
   const parts = [
     'BEGIN',
-    `SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs WHERE run_id = ${run} FOR UPDATE`,
+    `SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs
+      WHERE run_id = ANY(${textArray(runs)}) ORDER BY run_id FOR UPDATE`,
   ];
-  const reads: string[] = [];
+  const ids = reads.flatMap((read) => read.ids);
+  const selects: string[] = [];
   if (ids.length > 0)
-    reads.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY(${textArray(ids)})`);
-  if (keys && keys.keys.length > 0) {
-    reads.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE run_id = ${run}
+    selects.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY(${textArray(ids)})`);
+  for (const { runId, keys } of reads) {
+    if (!keys || keys.keys.length === 0) continue;
+    selects.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE run_id = ${quoteLiteral(runId)}
        AND parent_node_run_id = ${quoteLiteral(keys.parentId)} AND idempotency_key = ANY(${textArray(keys.keys)})`);
   }
-  if (reads.length > 0) parts.push(reads.join(' UNION ALL '));
+  if (selects.length > 0) parts.push(selects.join(' UNION ALL '));
   return parts.join(';\n');
 }
 

@@ -1,38 +1,28 @@
 /**
- * The durable store: PostgreSQL through node-postgres. Each decision is one transaction that locks
- * its Run's row (so decisions on one Run are serialised across every instance), loads exactly what
- * the decision declared it needs, and writes the decision's records, its cascade, its events with
- * their `seq`, and the effects it owes, before committing. A commit notifies every instance
- * (LISTEN/NOTIFY) so that their event streams of that Run wake up.
+ * The durable store: PostgreSQL through node-postgres. Each decision is taken in a transaction that
+ * locks its Run's row (so decisions on one Run are serialised across every instance), loads exactly
+ * what the decision declared it needs, and writes the decision's records, its cascade, its events
+ * with their `seq`, and the effects it owes, before committing; decisions that arrive together share
+ * one transaction and one flush (see committer.ts). A commit notifies every instance (LISTEN/NOTIFY)
+ * so that their event streams of that Run wake up.
  */
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { terminationError } from '../../core/cascade.js';
 import {
   type Decision,
-  type EndedExecution,
   isTerminal,
   type Needs,
   type NodeRunRecord,
-  type RunEvent,
   type RunRecord,
   type RunView,
 } from '../../core/model.js';
 import { EventHub } from '../../events/hub.js';
 import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store } from '../store.js';
+import { Committer } from './committer.js';
 import type { Database } from './database.js';
 import { PostgresRecovery } from './recovery.js';
-import {
-  type LockedRunRow,
-  type NodeRunRow,
-  nodeRunParam,
-  nodeRunRecord,
-  type Ownership,
-  type RunRow,
-  runRecord,
-} from './rows.js';
-import { beginDecision, type Statements, statements } from './sql.js';
-import { type WriteShape, type WriteStatement, type WriteValues, writeStatement } from './write.js';
+import { type LockedRunRow, type NodeRunRow, nodeRunRecord, type RunRow, runRecord } from './rows.js';
+import { type Statements, statements } from './sql.js';
+import { type WriteShape, type WriteStatement, writeStatement } from './write.js';
 
 export interface PostgresStoreOptions {
   readonly db: Database;
@@ -48,16 +38,9 @@ export interface PostgresStoreOptions {
   readonly onListenerError?: (error: unknown) => void;
   /** Close the database with the store (when the store opened it). */
   readonly ownsDatabase?: boolean;
+  /** Batches of decisions committed at once (each holds a connection); default 4. */
+  readonly batchConcurrency?: number;
 }
-
-/** Errors after which the whole decision is taken again: a concurrent first insert, a deadlock. */
-const RETRYABLE = new Set(['23505', '40001', '40P01']);
-const MAX_ATTEMPTS = 5;
-
-const NOT_OWNED: Ownership = { set: false, owner: null, leaseExpiresAt: null };
-const RELEASED: Ownership = { set: true, owner: null, leaseExpiresAt: null };
-/** A queued NodeRun nobody holds: its lease ended long ago, so any instance adopts it at once. */
-const UNHELD: Ownership = { set: true, owner: null, leaseExpiresAt: 0 };
 
 export class PostgresStore implements Store {
   readonly #db: Database;
@@ -75,6 +58,7 @@ export class PostgresStore implements Store {
   readonly #seen = new Map<string, number>();
   readonly #writes = new Map<string, WriteStatement>();
   readonly #schema: string;
+  readonly #committer: Committer;
   #liveRuns: { readonly at: number; readonly count: Promise<number> } | undefined;
 
   constructor(options: PostgresStoreOptions) {
@@ -89,6 +73,26 @@ export class PostgresStore implements Store {
     this.#leaseTtlMs = options.leaseTtlMs ?? 30_000;
     this.#effectGraceMs = options.effectGraceMs ?? 10_000;
     this.#ownsDatabase = options.ownsDatabase ?? false;
+    this.#committer = new Committer({
+      pool: this.#db.pool,
+      schema: this.#schema,
+      concurrency: options.batchConcurrency ?? 4,
+      maxBatch: 64,
+      context: () => {
+        const now = this.#now();
+        return {
+          schema: this.#schema,
+          instanceId: this.#instanceId,
+          now,
+          leaseTtlMs: this.#leaseTtlMs,
+          effectsDue: now + this.#effectGraceMs,
+          channel: this.#channel,
+          statement: (shape) => this.#writeStatement(shape),
+        };
+      },
+      view,
+      committed: (runId, result) => this.#committed(runId, result),
+    });
     this.recovery = new PostgresRecovery({
       pool: this.#db.pool,
       sql: this.#sql,
@@ -143,163 +147,14 @@ export class PostgresStore implements Store {
       if (decision.changes) throw new Error('a Run id holding U+0000 cannot be stored');
       return { ...decision, committed: [], ended: [] };
     }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#transaction(runId, needs, decide);
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        if (attempt >= MAX_ATTEMPTS || typeof code !== 'string' || !RETRYABLE.has(code)) throw error;
-      }
-    }
+    const declared: Needs = needs.nodeRuns ? { ...needs, nodeRuns: needs.nodeRuns.filter(storable) } : needs;
+    return this.#committer.submit(runId, declared, (v) => decide(v)) as Promise<CommittedDecision<T>>;
   }
 
-  async #transaction<T>(
-    runId: string,
-    needs: Needs,
-    decide: (view: RunView) => Decision<T>,
-  ): Promise<CommittedDecision<T>> {
-    const client = await this.#db.pool.connect();
-    let open = false;
-    let broken: Error | undefined;
-    try {
-      const ids = (needs.nodeRuns ?? []).filter(storable);
-      open = true;
-      const results = (await client.query(
-        beginDecision(this.#schema, runId, ids, needs.idempotency),
-      )) as unknown as pg.QueryResult[];
-      const locked = results[1]?.rows[0] as LockedRunRow | undefined;
-      const loaded = new Map<string, NodeRunRow>();
-      for (const row of (results[2]?.rows ?? []) as NodeRunRow[]) loaded.set(row.node_run_id, row);
-      const decision = decide(view(runId, locked, loaded, needs));
-      const written = await this.#write(client, runId, locked, loaded, decision);
-      await client.query('COMMIT');
-      open = false;
-      const last = written.committed.at(-1);
-      if (last && this.#woken(runId, last.seq)) this.#hub.publish(runId);
-      return { ...decision, ...written };
-    } catch (error) {
-      if (open) await client.query('ROLLBACK').catch((rollback: Error) => (broken = rollback));
-      throw error;
-    } finally {
-      client.release(broken);
-    }
-  }
-
-  /** Writes a decision's changes; returns what was committed. */
-  async #write<T>(
-    client: pg.PoolClient,
-    runId: string,
-    locked: LockedRunRow | undefined,
-    loaded: Map<string, NodeRunRow>,
-    decision: Decision<T>,
-  ): Promise<{ committed: RunEvent[]; ended: EndedExecution[] }> {
-    const changes = decision.changes;
-    const created = changes?.created ?? [];
-    const updated = changes?.updated ?? [];
-    const drafts = changes?.events ?? [];
-    const nothing = { committed: [], ended: [] };
-    if (
-      !changes ||
-      (!changes.run && !changes.cascade && created.length + updated.length + drafts.length === 0)
-    )
-      return nothing;
-    const now = this.#now();
-    const cascade = changes.cascade && locked ? changes.cascade : undefined;
-    const lastSeq = locked ? Number(locked.last_seq) : 0;
-    // Live NodeRuns before the cascade; the statement subtracts those the cascade ends.
-    let live = locked?.live_count ?? 0;
-    for (const record of created) if (!isTerminal(record.nodeRun.state)) live += 1;
-    for (const record of updated) {
-      const before = loaded.get(record.nodeRun.node_run_id);
-      if (before && !isTerminal(before.doc.state) && isTerminal(record.nodeRun.state)) live -= 1;
-    }
-    const committed: RunEvent[] = drafts.map((draft, i) => ({
-      run_id: runId,
-      seq: lastSeq + i + 1,
-      ...draft,
-    }));
-    const newLastSeq = lastSeq + committed.length;
-    const lease = now + this.#leaseTtlMs;
-    const asked = (decision.effects ?? []).flatMap((effect) =>
-      effect.type === 'cancel_execution' ? [{ ...effect.execution, effectId: randomUUID() }] : [],
-    );
-    const run = changes.run;
-    const shape: WriteShape = {
-      run: run ? (locked ? 'update' : 'insert') : 'counters',
-      cascade: cascade ? (cascade.inclusive ? 'inclusive' : 'exclusive') : 'none',
-      created: created.length > 0,
-      updated: updated.length > 0,
-      events: committed.length > 0,
-      effects: asked.length > 0,
-    };
-    const values: WriteValues = {
-      run_id: runId,
-      live,
-      node_run_count: (locked?.node_run_count ?? 0) + created.length,
-      last_seq: newLastSeq,
-      effects_due: now + this.#effectGraceMs,
-    };
-    if (cascade) {
-      values.cascade_from = cascade.from;
-      values.cascade_time = cascade.time;
-      values.cascade_error = JSON.stringify(terminationError(cascade.reason));
-    }
-    if (run) {
-      Object.assign(values, {
-        state: run.run.state,
-        doc: JSON.stringify(run.run),
-        constraints: run.constraints ? JSON.stringify(run.constraints) : null,
-        start_fingerprint: run.startFingerprint,
-        deadline_at: run.deadlineAt ?? null,
-        steps: run.steps,
-        started_at: run.run.started_at ?? new Date(now).toISOString(),
-        ended_at: run.run.ended_at ?? null,
-        tenant_id: run.run.run_context?.tenant_id ?? null,
-        // The root's node type, for listing Runs; the root is created with its Run.
-        root_node_type_id:
-          created.find((record) => record.nodeRun.node_run_id === run.run.root_node_run_id)?.nodeRun
-            .node_type_ref.node_type_id ?? '',
-      });
-    }
-    if (created.length > 0) {
-      const owned: Ownership = { set: true, owner: this.#instanceId, leaseExpiresAt: lease };
-      values.created = JSON.stringify(
-        created.map((record) => nodeRunParam(record, record.nodeRun.state === 'queued' ? owned : RELEASED)),
-      );
-    }
-    if (updated.length > 0) {
-      values.updated = JSON.stringify(
-        updated.map((record) =>
-          nodeRunParam(record, this.#ownership(loaded.get(record.nodeRun.node_run_id), record, lease)),
-        ),
-      );
-    }
-    if (committed.length > 0) {
-      values.seqs = committed.map((e) => e.seq);
-      values.event_node_run_ids = committed.map((e) => e.node_run_id ?? null);
-      values.lines = committed.map((e) => JSON.stringify(e));
-      values.channel = this.#channel;
-      values.notification = `${newLastSeq} ${runId}`;
-    }
-    if (asked.length > 0) {
-      values.effect_ids = asked.map((e) => e.effectId);
-      values.effect_node_run_ids = asked.map((e) => e.nodeRunId);
-      values.effect_kinds = asked.map((e) => e.kind ?? null);
-    }
-    const statement = this.#writeStatement(shape);
-    const { rows } = await client.query<{
-      ended: { node_run_id: string; kind: string | null; effect_id: string }[];
-    }>(
-      statement,
-      statement.params.map((name) => values[name] ?? null),
-    );
-    const ended: EndedExecution[] = (rows[0]?.ended ?? []).map((row) => ({
-      runId,
-      nodeRunId: row.node_run_id,
-      kind: (row.kind ?? undefined) as EndedExecution['kind'],
-      effectId: row.effect_id,
-    }));
-    return { committed, ended: [...ended, ...asked] };
+  /** After a commit, and before its caller hears of it: this instance's streams of the Run wake up. */
+  #committed(runId: string, result: CommittedDecision<unknown>): void {
+    const last = result.committed.at(-1);
+    if (last && this.#woken(runId, last.seq)) this.#hub.publish(runId);
   }
 
   #writeStatement(shape: WriteShape): WriteStatement {
@@ -310,22 +165,6 @@ export class PostgresStore implements Store {
       this.#writes.set(key, statement);
     }
     return statement;
-  }
-
-  /** Hands a NodeRun to this instance when it starts executing it; releases it when it ends. */
-  #ownership(before: NodeRunRow | undefined, after: NodeRunRecord, lease: number): Ownership {
-    const from = before?.doc.state;
-    const to = after.nodeRun.state;
-    if (from === to) return NOT_OWNED;
-    if (isTerminal(to)) return RELEASED;
-    if (from === 'queued' && to === 'running') {
-      // An atomic execution is held by the instance waiting for its result; a composite stays with
-      // its executor, under its deadline.
-      return after.nodeRun.kind === 'atomic'
-        ? { set: true, owner: this.#instanceId, leaseExpiresAt: lease }
-        : RELEASED;
-    }
-    return to === 'queued' ? UNHELD : NOT_OWNED;
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {

@@ -4,7 +4,16 @@
  * owed, and the notification to every instance, in one round trip. The text depends on which parts a
  * decision has (its shape); each shape is a named statement, planned once per connection.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { terminationError } from '../../core/cascade.js';
+import {
+  type Decision,
+  type EndedExecution,
+  isTerminal,
+  type NodeRunRecord,
+  type RunEvent,
+} from '../../core/model.js';
+import { type LockedRunRow, type NodeRunRow, nodeRunParam, type Ownership } from './rows.js';
 import { quoteIdent, type Statement } from './sql.js';
 
 export interface WriteShape {
@@ -144,4 +153,160 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
   const key = JSON.stringify([schema, shape]);
   const name = `rcw${createHash('sha1').update(key).digest('hex').slice(0, 16)}`;
   return { name, text, params };
+}
+
+/** What a write needs to know about the process writing it. */
+export interface WriterContext {
+  readonly schema: string;
+  readonly instanceId: string;
+  readonly now: number;
+  readonly leaseTtlMs: number;
+  /** When an owed effect becomes due for the other processes. */
+  readonly effectsDue: number;
+  /** The notification channel of the schema. */
+  readonly channel: string;
+  /** The statement of a shape (cached by the caller). */
+  readonly statement: (shape: WriteShape) => WriteStatement;
+}
+
+/** A decision's write, ready to send; `statement` is absent when the decision changes nothing. */
+export interface PreparedWrite {
+  readonly statement?: WriteStatement;
+  readonly values: readonly unknown[];
+  readonly committed: RunEvent[];
+  /** Cancels the decision asked for, with the ids of their outbox rows. */
+  readonly asked: EndedExecution[];
+}
+
+/** The cancels the cascade of a write owed (one row of its statement's answer). */
+export function cascadeEnded(runId: string, row: WriteRow | undefined): EndedExecution[] {
+  return (row?.ended ?? []).map((ended) => ({
+    runId,
+    nodeRunId: ended.node_run_id,
+    kind: (ended.kind ?? undefined) as EndedExecution['kind'],
+    effectId: ended.effect_id,
+  }));
+}
+
+export interface WriteRow {
+  readonly ended: readonly { node_run_id: string; kind: string | null; effect_id: string }[];
+}
+
+const NOT_OWNED: Ownership = { set: false, owner: null, leaseExpiresAt: null };
+const RELEASED: Ownership = { set: true, owner: null, leaseExpiresAt: null };
+/** A queued NodeRun nobody holds: its lease ended long ago, so any instance adopts it at once. */
+const UNHELD: Ownership = { set: true, owner: null, leaseExpiresAt: 0 };
+
+/**
+ * Who holds a NodeRun after a change. A new queued NodeRun is held by the process that will
+ * dispatch it; an atomic one it claims, by the process waiting for its execution; a composite it
+ * claims stays with its executor, under its deadline; a finished one by nobody.
+ */
+function ownership(ctx: WriterContext, before: NodeRunRow | undefined, after: NodeRunRecord): Ownership {
+  const held: Ownership = { set: true, owner: ctx.instanceId, leaseExpiresAt: ctx.now + ctx.leaseTtlMs };
+  if (!before) return after.nodeRun.state === 'queued' ? held : RELEASED;
+  const from = before.doc.state;
+  const to = after.nodeRun.state;
+  if (from === to) return NOT_OWNED;
+  if (isTerminal(to)) return RELEASED;
+  if (from === 'queued' && to === 'running') return after.nodeRun.kind === 'atomic' ? held : RELEASED;
+  return to === 'queued' ? UNHELD : NOT_OWNED;
+}
+
+/** Everything a decision writes, as the values of its write statement. */
+export function prepareWrite<T>(
+  ctx: WriterContext,
+  runId: string,
+  locked: LockedRunRow | undefined,
+  loaded: ReadonlyMap<string, NodeRunRow>,
+  decision: Decision<T>,
+): PreparedWrite {
+  const changes = decision.changes;
+  const created = changes?.created ?? [];
+  const updated = changes?.updated ?? [];
+  const drafts = changes?.events ?? [];
+  if (
+    !changes ||
+    (!changes.run && !changes.cascade && created.length + updated.length + drafts.length === 0)
+  ) {
+    return { values: [], committed: [], asked: [] };
+  }
+  const cascade = changes.cascade && locked ? changes.cascade : undefined;
+  const lastSeq = locked ? Number(locked.last_seq) : 0;
+  // Live NodeRuns before the cascade; the statement subtracts those the cascade ends.
+  let live = locked?.live_count ?? 0;
+  for (const record of created) if (!isTerminal(record.nodeRun.state)) live += 1;
+  for (const record of updated) {
+    const before = loaded.get(record.nodeRun.node_run_id);
+    if (before && !isTerminal(before.doc.state) && isTerminal(record.nodeRun.state)) live -= 1;
+  }
+  const committed: RunEvent[] = drafts.map((draft, i) => ({ run_id: runId, seq: lastSeq + i + 1, ...draft }));
+  const newLastSeq = lastSeq + committed.length;
+  const asked = (decision.effects ?? []).flatMap((effect) =>
+    effect.type === 'cancel_execution' ? [{ ...effect.execution, effectId: randomUUID() }] : [],
+  );
+  const run = changes.run;
+  const shape: WriteShape = {
+    run: run ? (locked ? 'update' : 'insert') : 'counters',
+    cascade: cascade ? (cascade.inclusive ? 'inclusive' : 'exclusive') : 'none',
+    created: created.length > 0,
+    updated: updated.length > 0,
+    events: committed.length > 0,
+    effects: asked.length > 0,
+  };
+  const values: WriteValues = {
+    run_id: runId,
+    live,
+    node_run_count: (locked?.node_run_count ?? 0) + created.length,
+    last_seq: newLastSeq,
+    effects_due: ctx.effectsDue,
+  };
+  if (cascade) {
+    values.cascade_from = cascade.from;
+    values.cascade_time = cascade.time;
+    values.cascade_error = JSON.stringify(terminationError(cascade.reason));
+  }
+  if (run) {
+    Object.assign(values, {
+      state: run.run.state,
+      doc: JSON.stringify(run.run),
+      constraints: run.constraints ? JSON.stringify(run.constraints) : null,
+      start_fingerprint: run.startFingerprint,
+      deadline_at: run.deadlineAt ?? null,
+      steps: run.steps,
+      started_at: run.run.started_at ?? new Date(ctx.now).toISOString(),
+      ended_at: run.run.ended_at ?? null,
+      tenant_id: run.run.run_context?.tenant_id ?? null,
+      // The root's node type, for listing Runs; the root is created with its Run.
+      root_node_type_id:
+        created.find((record) => record.nodeRun.node_run_id === run.run.root_node_run_id)?.nodeRun
+          .node_type_ref.node_type_id ?? '',
+    });
+  }
+  if (created.length > 0) {
+    values.created = JSON.stringify(
+      created.map((record) => nodeRunParam(record, ownership(ctx, undefined, record))),
+    );
+  }
+  if (updated.length > 0) {
+    values.updated = JSON.stringify(
+      updated.map((record) =>
+        nodeRunParam(record, ownership(ctx, loaded.get(record.nodeRun.node_run_id), record)),
+      ),
+    );
+  }
+  if (committed.length > 0) {
+    values.seqs = committed.map((e) => e.seq);
+    values.event_node_run_ids = committed.map((e) => e.node_run_id ?? null);
+    values.lines = committed.map((e) => JSON.stringify(e));
+    values.channel = ctx.channel;
+    values.notification = `${newLastSeq} ${runId}`;
+  }
+  if (asked.length > 0) {
+    values.effect_ids = asked.map((e) => e.effectId);
+    values.effect_node_run_ids = asked.map((e) => e.nodeRunId);
+    values.effect_kinds = asked.map((e) => e.kind ?? null);
+  }
+  const statement = ctx.statement(shape);
+  return { statement, values: statement.params.map((name) => values[name] ?? null), committed, asked };
 }
