@@ -91,9 +91,9 @@ export function statements(schema: string) {
       `DELETE FROM ${s}.runs WHERE run_id = $1`,
     ],
     getRun: `SELECT ${RUN_COLUMNS} FROM ${s}.runs WHERE run_id = $1`,
-    getNodeRun: `SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = $1`,
-    runJson: `SELECT doc::text AS json FROM ${s}.runs WHERE run_id = $1`,
-    nodeRunJson: `SELECT doc::text AS json FROM ${s}.node_runs WHERE node_run_id = $1`,
+    getNodeRun: `SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY($1::text[])`,
+    runJson: `SELECT run_id AS id, doc::text AS json FROM ${s}.runs WHERE run_id = ANY($1::text[])`,
+    nodeRunJson: `SELECT node_run_id AS id, doc::text AS json FROM ${s}.node_runs WHERE node_run_id = ANY($1::text[])`,
     locate: `SELECT run_id FROM ${s}.node_runs WHERE node_run_id = $1`,
     countLiveRuns: `SELECT count(*)::integer AS count FROM ${s}.runs WHERE state = 'running'`,
     findAssignment: `

@@ -17,11 +17,12 @@ import {
 } from '../../core/model.js';
 import { EventHub } from '../../events/hub.js';
 import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store } from '../store.js';
+import { Coalescer } from './coalesce.js';
 import { Committer } from './committer.js';
 import type { Database } from './database.js';
 import { PostgresRecovery } from './recovery.js';
 import { type LockedRunRow, type NodeRunRow, nodeRunRecord, type RunRow, runRecord } from './rows.js';
-import { type Statements, statements } from './sql.js';
+import { type Statement, type Statements, statements } from './sql.js';
 import { type WriteShape, type WriteStatement, writeStatement } from './write.js';
 
 export interface PostgresStoreOptions {
@@ -59,6 +60,9 @@ export class PostgresStore implements Store {
   readonly #writes = new Map<string, WriteStatement>();
   readonly #schema: string;
   readonly #committer: Committer;
+  readonly #nodeRuns: Coalescer<NodeRunRow>;
+  readonly #runJson: Coalescer<string>;
+  readonly #nodeRunJson: Coalescer<string>;
   #liveRuns: { readonly at: number; readonly count: Promise<number> } | undefined;
 
   constructor(options: PostgresStoreOptions) {
@@ -93,6 +97,22 @@ export class PostgresStore implements Store {
       view,
       committed: (runId, result) => this.#committed(runId, result),
     });
+    type Json = { id: string; json: string };
+    this.#nodeRuns = this.#reads<NodeRunRow, NodeRunRow>(
+      this.#sql.getNodeRun,
+      (row) => row.node_run_id,
+      (row) => row,
+    );
+    this.#runJson = this.#reads<Json, string>(
+      this.#sql.runJson,
+      (row) => row.id,
+      (row) => row.json,
+    );
+    this.#nodeRunJson = this.#reads<Json, string>(
+      this.#sql.nodeRunJson,
+      (row) => row.id,
+      (row) => row.json,
+    );
     this.recovery = new PostgresRecovery({
       pool: this.#db.pool,
       sql: this.#sql,
@@ -175,18 +195,33 @@ export class PostgresStore implements Store {
 
   async getNodeRun(nodeRunId: string): Promise<NodeRunRecord | undefined> {
     if (!storable(nodeRunId)) return undefined;
-    const row = (await this.#db.pool.query<NodeRunRow>(this.#sql.getNodeRun, [nodeRunId])).rows[0];
+    const row = await this.#nodeRuns.get(nodeRunId);
     return row && nodeRunRecord(row);
   }
 
   async runJson(runId: string): Promise<string | undefined> {
     if (!storable(runId)) return undefined;
-    return (await this.#db.pool.query<{ json: string }>(this.#sql.runJson, [runId])).rows[0]?.json;
+    return this.#runJson.get(runId);
   }
 
   async nodeRunJson(nodeRunId: string): Promise<string | undefined> {
     if (!storable(nodeRunId)) return undefined;
-    return (await this.#db.pool.query<{ json: string }>(this.#sql.nodeRunJson, [nodeRunId])).rows[0]?.json;
+    return this.#nodeRunJson.get(nodeRunId);
+  }
+
+  /** Point reads of one kind, coalesced (see coalesce.ts). */
+  #reads<R extends pg.QueryResultRow, V>(
+    statement: Statement,
+    key: (row: R) => string,
+    value: (row: R) => V,
+  ) {
+    return new Coalescer<V>(
+      async (ids) => {
+        const { rows } = await this.#db.pool.query<R>(statement, [ids]);
+        return new Map(rows.map((row) => [key(row), value(row)]));
+      },
+      { maxInFlight: 4, maxBatch: 500 },
+    );
   }
 
   async locate(nodeRunId: string): Promise<string | undefined> {
