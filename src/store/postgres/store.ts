@@ -43,6 +43,9 @@ export interface PostgresStoreOptions {
   readonly batchConcurrency?: number;
 }
 
+/** Runs whose last announced seq is remembered. */
+const SEEN_RUNS = 10_000;
+
 export class PostgresStore implements Store {
   readonly #db: Database;
   readonly #sql: Statements;
@@ -55,7 +58,7 @@ export class PostgresStore implements Store {
   readonly #ownsDatabase: boolean;
   readonly recovery: PostgresRecovery;
   #unlisten: Promise<() => Promise<void>> | undefined;
-  /** Highest seq whose commit woke the streams of a Run (only for Runs with subscribers). */
+  /** Highest seq announced per Run, for the most recently announced Runs (insertion order). */
   readonly #seen = new Map<string, number>();
   readonly #writes = new Map<string, WriteStatement>();
   readonly #schema: string;
@@ -141,15 +144,18 @@ export class PostgresStore implements Store {
     if (this.#woken(runId, seq)) this.#hub.publish(runId);
   }
 
-  /** Records that streams of `runId` were woken for events up to `seq`; false if they already were. */
+  /**
+   * Records that streams of `runId` were woken for events up to `seq`; false if they already were
+   * (or nobody listens). Remembered for the most recent Runs whether or not anyone listens, so that
+   * a notification arriving late for a commit already announced wakes nobody again.
+   */
   #woken(runId: string, seq: number): boolean {
-    if (!this.#hub.has(runId)) {
-      this.#seen.delete(runId);
-      return false;
-    }
-    if ((this.#seen.get(runId) ?? 0) >= seq) return false;
+    const known = this.#seen.get(runId) ?? 0;
+    if (known >= seq) return false;
+    this.#seen.delete(runId);
     this.#seen.set(runId, seq);
-    return true;
+    if (this.#seen.size > SEEN_RUNS) this.#seen.delete(this.#seen.keys().next().value as string);
+    return this.#hub.has(runId);
   }
 
   get pool(): pg.Pool {
