@@ -24,6 +24,7 @@ fi
 py="$venv/bin/python"
 
 node "$root/scripts/ensure-build.mjs"
+if [ -n "${RC_DATABASE_URL:-}" ]; then echo "== the service keeps its Runs in PostgreSQL (RC_DATABASE_URL)"; fi
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -54,7 +55,9 @@ start_service() {
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 1 100); do
-    if "$py" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/health', timeout=1)" 2>/dev/null; then
+    # With RC_DATABASE_URL, ready means its startup line names PostgreSQL (not the memory store).
+    if "$py" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/health', timeout=1)" 2>/dev/null &&
+      { [ -z "${RC_DATABASE_URL:-}" ] || grep -q 'ready: PostgreSQL' "$log"; }; then
       return 0
     fi
     if ! kill -0 "$server_pid" 2>/dev/null; then

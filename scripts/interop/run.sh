@@ -15,7 +15,9 @@ python=${PYTHON:-python3}
 packages=(arp-jarvis-atomic-executor==0.3.8 arp-jarvis-node-registry==0.3.8 arp-jarvis-pdp==0.3.8
   arp-standard-client==0.3.7)
 
-# Only the settings given below reach the services.
+# Only the settings given below reach the services; with RC_DATABASE_URL the coordinators keep their
+# Runs in that PostgreSQL database, each in a schema of its own.
+database_url="${RC_DATABASE_URL:-}"
 while read -r name; do unset "$name"; done < <(compgen -e | grep -E '^(ARP_|JARVIS_|RC_)' || true)
 
 installed() {
@@ -90,8 +92,9 @@ wait_health() {
   local name=$1 port=$2 i idx
   for i in "${!names[@]}"; do [ "${names[$i]}" = "$name" ] && idx=$i; done
   for i in $(seq 1 150); do
+    # A coordinator on PostgreSQL is ready once its startup line names PostgreSQL.
     if "$py" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v1/health', timeout=1)" \
-      2>/dev/null; then
+      2>/dev/null && { [ -z "$database_url" ] || [[ $name != coordinator* ]] || grep -q 'ready: PostgreSQL' "${logs[$idx]}"; }; then
       echo "== $name up on 127.0.0.1:$port"
       return 0
     fi
@@ -146,16 +149,20 @@ start pdp-deny env ARP_AUTH_PROFILE=dev-insecure JARVIS_POLICY_PATH="$work/polic
   ARP_AUTH_TOKEN_ENDPOINT="http://127.0.0.1:$STS/token" \
   "$py" -m jarvis_pdp --host 127.0.0.1 --port "$PDP_DENY"
 
-# start_rc NAME PORT PDP_PORT: a coordinator from dist/ dispatching to the AE, asking the NR and PDP.
+# start_rc NAME PORT PDP_PORT SCHEMA: a coordinator from dist/ dispatching to the AE, asking the NR and PDP
+# (SCHEMA is its schema when the coordinators run on PostgreSQL).
 start_rc() {
-  start "$1" env LOG_LEVEL=info \
+  local store=()
+  if [ -n "$database_url" ]; then store=(RC_DATABASE_URL="$database_url" RC_DATABASE_SCHEMA="$4"); fi
+  start "$1" env LOG_LEVEL=info ${store[@]+"${store[@]}"} \
     RC_ATOMIC_EXECUTOR_URL="http://127.0.0.1:$AE" RC_NODE_REGISTRY_URL="http://127.0.0.1:$NR" \
     RC_PDP_URL="http://127.0.0.1:$3" RC_PUBLIC_URL="http://127.0.0.1:$2" RC_POLICY_DEFAULT=deny \
     RC_EXECUTE_TIMEOUT_MS=60000 RC_CALL_TIMEOUT_MS=5000 RC_DISPATCH_CONCURRENCY=8 \
     node "$root/dist/server.js" --host 127.0.0.1 --port "$2"
 }
-start_rc coordinator "$RC" "$PDP_ALLOW"
-start_rc coordinator-deny "$RC_DENY" "$PDP_DENY"
+if [ -n "$database_url" ]; then echo "== coordinators on PostgreSQL (schemas interop_allow, interop_deny)"; fi
+start_rc coordinator "$RC" "$PDP_ALLOW" interop_allow
+start_rc coordinator-deny "$RC_DENY" "$PDP_DENY" interop_deny
 
 wait_health sts "$STS"
 wait_health atomic-executor "$AE"
