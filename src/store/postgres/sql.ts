@@ -4,6 +4,7 @@
  * name: nothing here talks to the database.
  */
 import { createHash } from 'node:crypto';
+import pg from 'pg';
 
 /** A double-quoted SQL identifier. */
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -13,8 +14,8 @@ const NODE_COLUMNS = `run_id, node_run_id, doc, depth, constraints, child_count,
   idempotency_fingerprint, completion_fingerprint, ended_by_coordinator, assignment_token_hash, deadline_at`;
 const LIVE = `state IN ('queued', 'running')`;
 
-/** A SQL string literal (standard_conforming_strings is on in every supported PostgreSQL). */
-export const quoteLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
+/** A SQL string literal, escaped by node-postgres (whatever standard_conforming_strings says). */
+export const quoteLiteral = (value: string) => pg.escapeLiteral(value);
 const textArray = (values: readonly string[]) => `ARRAY[${values.map(quoteLiteral).join(', ')}]::text[]`;
 
 /** What one decision of a batch reads. */
