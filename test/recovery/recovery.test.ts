@@ -45,7 +45,11 @@ const plan = { node_type_id: 'composite.plan', version: '1.0.0' };
 const nodeRunIdOf = (r: { body: unknown }) => (r.body as { node_run_id: string }).node_run_id;
 
 /** Two instances on a fresh schema, sharing a clock; B is the survivor. */
-async function cluster(a: Partial<OrchestrationOptions>, b: Partial<OrchestrationOptions>) {
+async function cluster(
+  a: Partial<OrchestrationOptions>,
+  b: Partial<OrchestrationOptions>,
+  names: [string, string] = ['instance-a', 'instance-b'],
+) {
   const schema = `recovery_${++schemas}`;
   await migrate(database.pool, schema);
   const clock = new ManualClock();
@@ -62,8 +66,8 @@ async function cluster(a: Partial<OrchestrationOptions>, b: Partial<Orchestratio
     await t.app.ready();
     return t;
   };
-  const A = await instance('instance-a', a);
-  const B = await instance('instance-b', b);
+  const A = await instance(names[0], a);
+  const B = await instance(names[1], b);
   return { A, B, clock, schema };
 }
 
@@ -121,6 +125,24 @@ describe('recovery across instances', () => {
     await idle(B);
     expect((await getNodeRun(B, run.root_node_run_id)).state).toBe('failed');
     expect(ae.received((r) => r.path === AE_EXECUTE)).toHaveLength(1);
+  });
+
+  it("a process restarted under the same instance name does not keep its previous life's executions alive", async () => {
+    const ae = await h.fake();
+    const gates = new Gates<Reply>();
+    ae.on('POST', AE_EXECUTE, (r) => gates.wait(nodeRunIdOf(r)));
+    ae.on('POST', /:cancel$/, () => ({ status: 200, json: {} }));
+    const services = { atomicExecutor: ae.url };
+    // B is A started again with the same RC_INSTANCE_ID; it renews its own leases on every pass.
+    const { A, B, clock } = await cluster({ services }, { services }, ['pod-0', 'pod-0']);
+    const run = await startRun(A, { root_node_type_ref: echo });
+    await ae.waitFor(1, (r) => r.path === AE_EXECUTE);
+    clock.advance(LEASE_TTL + 1);
+    await pass(B);
+    await ae.waitFor(1, (r) => r.path === aeCancelPath(run.root_node_run_id));
+    expect(completionError(await getNodeRun(B, run.root_node_run_id))).toEqual(EXECUTION_OWNER_LOST);
+    gates.release(run.root_node_run_id, replies.succeeded(run.root_node_run_id));
+    await idle(A);
   });
 
   it('a cancel owed to an executor that its instance never delivered is delivered by another', async () => {

@@ -6,6 +6,7 @@
  * one transaction and one flush (see committer.ts). A commit notifies every instance (LISTEN/NOTIFY)
  * so that their event streams of that Run wake up.
  */
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import {
   type Decision,
@@ -28,7 +29,7 @@ import { type WriteShape, type WriteStatement, writeStatement } from './write.js
 export interface PostgresStoreOptions {
   readonly db: Database;
   readonly schema: string;
-  /** This process, as the owner of the NodeRuns it dispatches and executes. */
+  /** This process's name among those sharing the database (its leases carry it, made unique per start). */
   readonly instanceId: string;
   /** Epoch milliseconds, for leases and retries. */
   readonly now?: () => number;
@@ -75,7 +76,9 @@ export class PostgresStore implements Store {
     // One channel per schema, as a plain identifier (PGlite's LISTEN does not quote).
     this.#channel = `${options.schema.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_events`.slice(0, 63);
     this.#hub = new EventHub(options.onListenerError);
-    this.#instanceId = options.instanceId;
+    // Leases belong to this process, not to its name: a process restarted under the same
+    // RC_INSTANCE_ID must not renew (and so keep alive) what its previous life was waiting for.
+    this.#instanceId = `${options.instanceId}#${randomBytes(4).toString('hex')}`;
     this.#now = options.now ?? Date.now;
     this.#leaseTtlMs = options.leaseTtlMs ?? 30_000;
     this.#effectGraceMs = options.effectGraceMs ?? 10_000;
