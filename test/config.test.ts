@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { disabledAuth } from '../src/auth/settings.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { defaultOrchestration } from '../src/coordinator/wiring.js';
+import { redactUrl } from '../src/store/postgres/settings.js';
 
 describe('loadConfig', () => {
   it('has working defaults', () => {
@@ -175,5 +176,76 @@ describe('loadConfig', () => {
 
   it.each([['65536'], ['1.5'], ['0x10'], ['']])('rejects the port %j given on the command line', (port) => {
     expect(() => loadConfig({}, ['--port', port])).toThrow(ConfigError);
+  });
+});
+
+describe('PostgreSQL settings', () => {
+  it('are absent without RC_DATABASE_URL (the memory store)', () => {
+    expect(loadConfig({}).app.database).toBeUndefined();
+  });
+
+  it('are read with their defaults', () => {
+    const { database } = loadConfig({ RC_DATABASE_URL: 'postgres://rc:secret@db:5432/rc' }).app;
+    expect(database).toMatchObject({
+      url: 'postgres://rc:secret@db:5432/rc',
+      schema: 'arp_rc',
+      poolSize: 10,
+      statementTimeoutMs: 30_000,
+      leaseTtlMs: 30_000,
+      reconcileIntervalMs: 5_000,
+      retentionMs: 7 * 86_400_000,
+    });
+    expect(database?.instanceId).toMatch(/.+-\d+-[0-9a-f]{6}$/);
+  });
+
+  it('reads every variable', () => {
+    const { database } = loadConfig({
+      RC_DATABASE_URL: 'postgresql://db/rc',
+      RC_DATABASE_SCHEMA: 'coordinator_2',
+      RC_DATABASE_POOL_SIZE: '25',
+      RC_DATABASE_STATEMENT_TIMEOUT_MS: '5000',
+      RC_INSTANCE_ID: 'pod-3',
+      RC_LEASE_TTL_MS: '10000',
+      RC_RECONCILE_INTERVAL_MS: '1000',
+      RC_RETENTION_MS: '0',
+    }).app;
+    expect(database).toEqual({
+      url: 'postgresql://db/rc',
+      schema: 'coordinator_2',
+      poolSize: 25,
+      statementTimeoutMs: 5000,
+      instanceId: 'pod-3',
+      leaseTtlMs: 10_000,
+      reconcileIntervalMs: 1000,
+      retentionMs: 0,
+    });
+  });
+
+  it('reports every problem at once, never echoing a password', () => {
+    try {
+      loadConfig({
+        RC_DATABASE_URL: 'mysql://rc:hunter2@db/rc',
+        RC_DATABASE_SCHEMA: 'drop table; --',
+        RC_DATABASE_POOL_SIZE: '0',
+        RC_LEASE_TTL_MS: '2000',
+        RC_RECONCILE_INTERVAL_MS: '5000',
+      });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const text = (error as ConfigError).problems.join('\n');
+      expect(text).toMatch(/RC_DATABASE_URL must be a postgres:\/\/ URL/);
+      expect(text).not.toContain('hunter2');
+      expect(text).toMatch(/RC_DATABASE_SCHEMA/);
+      expect(text).toMatch(/RC_DATABASE_POOL_SIZE/);
+      expect(text).toMatch(/RC_RECONCILE_INTERVAL_MS must be shorter than RC_LEASE_TTL_MS/);
+    }
+  });
+
+  it('names the database in logs without its password', () => {
+    expect(redactUrl('postgres://rc:hunter2@db:5432/rc?sslmode=require')).toBe(
+      'postgres://rc:***@db:5432/rc?sslmode=require',
+    );
+    expect(redactUrl('postgres://db/rc')).toBe('postgres://db/rc');
   });
 });
