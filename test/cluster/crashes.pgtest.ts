@@ -181,14 +181,14 @@ describe('a coordinator process killed with SIGKILL', { timeout: 90_000 }, () =>
           [roots[0]],
         )
         .then(async ([lost]) => ({ lost, queued: (await getNodeRun(again.url, roots[1]!)).state }));
-    // Bounded at ten leases: a process that took over would have finished both long before.
+    // Bounded at six leases: a process that took over would have finished both long before.
     await pollUntil(
       async () => {
         const seen = await now();
         return seen.lost?.state === 'failed' && seen.queued === 'succeeded';
       },
       'the restarted process to fail the lost execution and run the queued NodeRun',
-      15_000,
+      10_000,
     ).catch(async (error: Error) => {
       throw new Error(`${error.message}; after it: ${JSON.stringify(await now())}`);
     });
