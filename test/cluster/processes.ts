@@ -38,6 +38,8 @@ export interface CoordinatorProcess {
   output(): string;
   /** The first log line matching `pattern`, already written or still to come. */
   logLine(pattern: RegExp): Promise<string>;
+  /** The first `count` log lines matching `pattern`, once that many have been written. */
+  logLines(pattern: RegExp, count: number): Promise<string[]>;
   /** Sends `signal`; resolves when the process has exited. */
   kill(signal: NodeJS.Signals): Promise<Exit>;
 }
@@ -80,7 +82,12 @@ export function spawnCoordinator(
   let output = '';
   const lines: string[] = [];
   let partial = '';
-  const waiters: { pattern: RegExp; resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
+  const waiters: {
+    pattern: RegExp;
+    count: number;
+    resolve: (lines: string[]) => void;
+    reject: (e: Error) => void;
+  }[] = [];
   let exit: Exit | undefined;
   const exited = new Promise<Exit>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -91,12 +98,14 @@ export function spawnCoordinator(
       resolve(exit);
     });
   });
+  const matching = (pattern: RegExp) => lines.filter((line) => pattern.test(line));
   const onLine = (line: string) => {
     lines.push(line);
     for (const waiter of [...waiters]) {
-      if (waiter.pattern.test(line)) {
+      const found = waiter.pattern.test(line) ? matching(waiter.pattern) : [];
+      if (found.length >= waiter.count) {
         waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(line);
+        waiter.resolve(found.slice(0, waiter.count));
       }
     }
   };
@@ -111,12 +120,13 @@ export function spawnCoordinator(
   child.stderr.on('data', (chunk: string) => {
     output += chunk;
   });
-  const logLine = (pattern: RegExp): Promise<string> => {
-    const seen = lines.find((line) => pattern.test(line));
-    if (seen !== undefined) return Promise.resolve(seen);
-    if (exit) return Promise.reject(new Error(`${name} exited before logging ${pattern}`));
-    return new Promise((resolve, reject) => waiters.push({ pattern, resolve, reject }));
+  const logLines = (pattern: RegExp, count: number): Promise<string[]> => {
+    const seen = matching(pattern);
+    if (seen.length >= count) return Promise.resolve(seen.slice(0, count));
+    if (exit) return Promise.reject(new Error(`${name} exited before logging ${pattern} ${count} times`));
+    return new Promise((resolve, reject) => waiters.push({ pattern, count, resolve, reject }));
   };
+  const logLine = async (pattern: RegExp) => (await logLines(pattern, 1))[0]!;
   const kill = (signal: NodeJS.Signals) => {
     if (!exit) child.kill(signal);
     return exited;
@@ -140,6 +150,7 @@ export function spawnCoordinator(
       exited,
       output: () => output,
       logLine,
+      logLines,
       kill,
     };
   })();
@@ -164,6 +175,11 @@ export interface Cluster {
   fake(): Promise<FakeService>;
   /** A query on the test's database (tables are `${cluster.schema}.<table>`). */
   query<T extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * A fresh database for the test alone, for tests that change database-wide settings (pass its URL
+   * as RC_DATABASE_URL; `query` still runs on the shared one); dropped after the test.
+   */
+  database(): Promise<{ readonly name: string; readonly url: string }>;
 }
 
 export function useCluster(): Cluster {
@@ -173,6 +189,7 @@ export function useCluster(): Cluster {
   let started: Promise<CoordinatorProcess>[] = [];
   let fakes: FakeService[] = [];
   let client: pg.Client | undefined;
+  let databases: string[] = [];
 
   const db = async () => {
     if (!client) {
@@ -196,20 +213,19 @@ export function useCluster(): Cluster {
   });
 
   afterEach(async () => {
-    const [k, f, c, s] = [kills, fakes, client, schema];
+    const [k, f, d, s] = [kills, fakes, databases, schema];
     kills = [];
     fakes = [];
-    client = undefined;
+    databases = [];
     await Promise.all(k.map((kill) => kill()));
     await Promise.all(f.map((fake) => fake.close()));
-    if (c) {
+    const c = await db();
+    client = undefined;
+    try {
       await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+      for (const name of d) await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    } finally {
       await c.end();
-    } else {
-      const cleanup = new pg.Client(databaseUrl);
-      await cleanup.connect();
-      await cleanup.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-      await cleanup.end();
     }
   });
 
@@ -236,6 +252,14 @@ export function useCluster(): Cluster {
     },
     async query(sql, params = []) {
       return (await (await db()).query(sql, params)).rows;
+    },
+    async database() {
+      const name = schema;
+      await (await db()).query(`CREATE DATABASE "${name}"`);
+      databases.push(name);
+      const url = new URL(databaseUrl);
+      url.pathname = `/${name}`;
+      return { name, url: url.toString() };
     },
   };
 }
