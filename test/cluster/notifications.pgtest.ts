@@ -49,7 +49,7 @@ describe('follow streams across processes when the LISTEN connection is lost', {
       200,
     );
     expectStatus(await complete(b.url, run.root_node_run_id, { state: 'succeeded', outputs: {} }), 204);
-    const rest = await follow.rest(15_000).catch(async (error: Error) => {
+    const rest = await follow.rest(10_000).catch(async (error: Error) => {
       const listening = await h.query(
         `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'`,
         [database.name],
