@@ -38,9 +38,11 @@ describe('follow streams across processes when the LISTEN connection is lost', {
       [database.name],
     );
     expect(ended, 'the listening sessions of A and B').toEqual([{ ended: true }, { ended: true }]);
-    // Refused twice: every attempt A makes right away has failed (one attempt per error its
-    // listening connection reported), so what follows shows whether A tries again later.
-    await within(a.logLines(/too many connections/, 2), 20_000, 'A to be refused new connections');
+    // Each refused twice: every attempt made right away has failed (one attempt per error a
+    // listening connection reported), so what follows shows whether the processes try again later.
+    for (const p of [a, b]) {
+      await within(p.logLines(/too many connections/, 2), 20_000, `${p.name} to be refused new connections`);
+    }
     await h.query(`ALTER DATABASE "${database.name}" CONNECTION LIMIT -1`);
 
     // The database is back: B's next commits reach A's stream, which ends with the Run.
@@ -54,7 +56,9 @@ describe('follow streams across processes when the LISTEN connection is lost', {
         `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'`,
         [database.name],
       );
-      throw new Error(`${error.message}; sessions listening now: ${listening.length} (A and B: 2)`);
+      throw new Error(
+        `${error.message}; sessions listening in the database now: ${listening.length} (A's and B's: 2)`,
+      );
     });
     expect(rest.at(-1)?.type).toBe('run_completed');
     expect(follow.received).toEqual(await events(b.url, run.run_id));
