@@ -39,6 +39,11 @@ export class EventHub {
     }
   }
 
+  /** Wakes every subscriber of every Run (after notifications may have been missed). */
+  publishAll(): void {
+    for (const runId of [...this.#listeners.keys()]) this.publish(runId);
+  }
+
   /** True when `runId` has at least one subscriber. */
   has(runId: string): boolean {
     return this.#listeners.has(runId);

@@ -1,14 +1,28 @@
 /**
  * The PostgreSQL connection a store uses: a pool for decisions and reads, and one dedicated
- * connection for LISTEN (opened on first use), as node-postgres recommends for notifications.
+ * connection for LISTEN (opened on first use), as node-postgres recommends for notifications. A lost
+ * LISTEN session is opened again, with growing delays, for as long as it takes.
  */
 import pg from 'pg';
 
 export interface Database {
   readonly pool: pg.Pool;
-  /** Calls `onPayload` for every notification on `channel`; resolves to the function that stops it. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `onPayload` for every notification on `channel`, and `onResume` after the listening session
+   * was lost and opened again (notifications sent meanwhile are lost); resolves to the function that
+   * stops listening.
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onResume?: () => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+interface Listening {
+  readonly onPayload: (payload: string) => void;
+  readonly onResume?: () => void;
 }
 
 export interface DatabaseOptions {
@@ -28,31 +42,45 @@ export function openDatabase(options: DatabaseOptions): Database {
   const pool = new pg.Pool({ ...config, max: options.poolSize, connectionTimeoutMillis: 10_000 });
   // An idle client whose connection dropped is removed by the pool; the next query opens another.
   pool.on('error', (error) => options.onError?.(error));
-  const handlers = new Map<string, Set<(payload: string) => void>>();
+  const handlers = new Map<string, Set<Listening>>();
   let listener: Promise<pg.Client> | undefined;
   let closed = false;
+  let retry: NodeJS.Timeout | undefined;
 
   const connectListener = (): Promise<pg.Client> => {
     const client = new pg.Client(config);
     client.on('notification', ({ channel, payload }) => {
-      for (const handler of handlers.get(channel) ?? []) handler(payload ?? '');
+      for (const handler of handlers.get(channel) ?? []) handler.onPayload(payload ?? '');
     });
     client.on('error', (error) => {
       options.onError?.(error);
-      // Reconnect and listen again; notifications sent meanwhile are missed, which readers
-      // tolerate (they read the log from the database when woken, and follow streams re-check).
-      listener = undefined;
-      if (!closed && handlers.size > 0) void reconnect();
+      if (listener === connecting) lost();
     });
-    return client.connect().then(() => client);
+    const connecting = client.connect().then(() => client);
+    return connecting;
   };
-  const reconnect = async () => {
-    try {
-      const client = await listenerClient();
-      for (const channel of handlers.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-    } catch (error) {
-      options.onError?.(error as Error);
-    }
+  /** The LISTEN session is gone: open another, again and again until it works. */
+  const lost = (delayMs = 250) => {
+    listener = undefined;
+    if (closed || handlers.size === 0 || retry) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      resume().catch((error: Error) => {
+        options.onError?.(error);
+        listener = undefined;
+        lost(Math.min(delayMs * 2, 5_000));
+      });
+    }, delayMs);
+    retry.unref();
+  };
+  /**
+   * Listens again on every channel, then tells every listener: notifications sent while the session
+   * was gone are lost, so whoever relies on them must look for itself.
+   */
+  const resume = async () => {
+    const client = await listenerClient();
+    for (const channel of handlers.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    for (const set of handlers.values()) for (const handler of set) handler.onResume?.();
   };
   const listenerClient = () => {
     listener ??= connectListener();
@@ -61,7 +89,7 @@ export function openDatabase(options: DatabaseOptions): Database {
 
   return {
     pool,
-    async listen(channel, onPayload) {
+    async listen(channel, onPayload, onResume) {
       const client = await listenerClient();
       let set = handlers.get(channel);
       if (!set) {
@@ -69,18 +97,21 @@ export function openDatabase(options: DatabaseOptions): Database {
         handlers.set(channel, set);
         await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
       }
-      set.add(onPayload);
+      const handler: Listening = { onPayload, ...(onResume ? { onResume } : {}) };
+      set.add(handler);
       return async () => {
         const current = handlers.get(channel);
-        current?.delete(onPayload);
+        current?.delete(handler);
         if (current?.size === 0) {
           handlers.delete(channel);
-          await client.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
+          const live = await listener?.catch(() => undefined);
+          await live?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
         }
       };
     },
     async close() {
       closed = true;
+      if (retry) clearTimeout(retry);
       const client = await listener?.catch(() => undefined);
       await client?.end().catch(() => {});
       await pool.end();

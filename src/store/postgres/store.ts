@@ -132,7 +132,12 @@ export class PostgresStore implements Store {
 
   /** Starts listening for other instances' commits. */
   async start(): Promise<void> {
-    this.#unlisten ??= this.#db.listen(this.#channel, (payload) => this.#notified(payload));
+    this.#unlisten ??= this.#db.listen(
+      this.#channel,
+      (payload) => this.#notified(payload),
+      // Commits while the session was gone were not announced: every stream looks for itself.
+      () => this.#hub.publishAll(),
+    );
     await this.#unlisten;
   }
 
