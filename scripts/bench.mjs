@@ -154,7 +154,8 @@ function parseArgs(argv) {
       }
       case '--pg-set': {
         const [name, ...rest] = value().split('=');
-        if (!/^[a-z_][a-z0-9_.]*$/.test(name) || rest.length === 0) throw new Error('--pg-set needs name=value');
+        if (!/^[a-z_][a-z0-9_.]*$/.test(name) || rest.length === 0)
+          throw new Error('--pg-set needs name=value');
         options.pgSettings[name] = rest.join('=');
         break;
       }
