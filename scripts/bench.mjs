@@ -759,42 +759,28 @@ async function runScenarios(options) {
     Object.assign(results, await measureGetRounds(common, options, want, announce));
   }
 
-  for (const instances of options.instances) {
-    for (const [name, specs] of [
-      ['create1', 1],
-      ['create10', 10],
-    ]) {
-      if (!want.has(name)) continue;
+  // Each scenario with every instance count in turn, so that the rows compared are measured close
+  // together in time.
+  const completeRateGuess = benchStore.kind === 'postgres' ? 3_000 : 20_000;
+  const tasks = {
+    create1: () => ({ kind: 'create', specs: 1, parents: options.parents }),
+    create10: () => ({ kind: 'create', specs: 10, parents: options.parents }),
+    // The first guess sizes the warm-up's pool of queued NodeRuns; the measured pool follows the
+    // warm-up's rate. A durable store completes an order of magnitude fewer per second.
+    complete: () => ({ kind: 'complete', completeRateGuess }),
+    cycle: () => ({ kind: 'cycle' }),
+  };
+  for (const name of ['create1', 'create10', 'complete', 'cycle', 'lifecycle']) {
+    if (!want.has(name)) continue;
+    for (const instances of options.instances) {
       const key = keyOf(name, instances);
       announce(key);
-      results[key] = await withServices(key, { instances }, (server) =>
-        runLoad(server, { ...common, name: key, kind: 'create', specs, parents: options.parents }),
-      );
-    }
-
-    if (want.has('complete')) {
-      const key = keyOf('complete', instances);
-      announce(key);
-      // The first guess sizes the warm-up's pool of queued NodeRuns; the measured pool follows the
-      // warm-up's rate. A durable store completes an order of magnitude fewer per second.
-      const completeRateGuess = benchStore.kind === 'postgres' ? 3_000 : 20_000;
-      results[key] = await withServices(key, { instances }, (server) =>
-        runLoad(server, { ...common, name: key, kind: 'complete', completeRateGuess }),
-      );
-    }
-
-    if (want.has('cycle')) {
-      const key = keyOf('cycle', instances);
-      announce(key);
-      results[key] = await withServices(key, { instances }, (server) =>
-        runLoad(server, { ...common, name: key, kind: 'cycle' }),
-      );
-    }
-
-    if (want.has('lifecycle')) {
-      const key = keyOf('lifecycle', instances);
-      announce(key);
-      results[key] = await measureLifecycle(common, key, instances);
+      results[key] =
+        name === 'lifecycle'
+          ? await measureLifecycle(common, key, instances)
+          : await withServices(key, { instances }, (server) =>
+              runLoad(server, { ...common, name: key, ...tasks[name]() }),
+            );
     }
   }
   return results;
@@ -1023,8 +1009,7 @@ function notesOf(key, r) {
   const notes = [];
   if (r.vsMemory) {
     notes.push(
-      `${r.vsMemory.ratio.toFixed(2)}x memory store (same-round memory GET ${fmtInt(r.vsMemory.memoryRps)} req/s); ` +
-        `ratio per round ${r.rounds.map((round) => round.ratio.toFixed(2)).join(', ')}`,
+      `${r.vsMemory.ratio.toFixed(2)}x memory store (same-round memory GET ${fmtInt(r.vsMemory.memoryRps)} req/s)`,
     );
   }
   if (name === 'cycle') notes.push(`${fmtInt(r.cyclesPerSecond)} cycles/s; latency = whole 4-request cycle`);
@@ -1084,6 +1069,12 @@ function notesOf(key, r) {
   return notes.join('; ');
 }
 
+/** Keys in scenario order (the memory store's GET just before the durable one), then by instances. */
+function rowOrder(results) {
+  const rank = (key) => (nameOf(key) === 'get-memory' ? 0.5 : ALL_SCENARIOS.indexOf(nameOf(key)) + 1);
+  return Object.keys(results).sort((a, b) => rank(a) - rank(b) || instancesOf(a) - instancesOf(b));
+}
+
 function printTable(results) {
   const ceiling = results.ceiling?.rps;
   const durable = Object.values(results).some((r) => r.dbCpuPercent !== undefined);
@@ -1100,7 +1091,7 @@ function printTable(results) {
     ['notes', (key, r) => notesOf(key, r)],
   ];
   const header = columns.map(([title]) => title);
-  const rows = Object.entries(results).map(([key, r]) => columns.map(([, cell]) => cell(key, r)));
+  const rows = rowOrder(results).map((key) => columns.map(([, cell]) => cell(key, results[key])));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells) =>
     cells
