@@ -4,12 +4,17 @@
 //   npm run bench -- [--connections 50] [--duration 10] [--warmup 3] [--pair-rounds 3]
 //                    [--scenarios ceiling,get,get-auth,create1,create10,complete,cycle,lifecycle]
 //                    [--parents 1000] [--memory-nodes 100000] [--skip-memory]
+//                    [--store memory|postgres] [--instances 1,2] [--pg-cpus 0|none] [--pg-set k=v]
 //
 // The service runs on core 0 (`taskset -c 0`), the load generator on core 1 (`taskset -c 1`); every
 // scenario gets a fresh service process with the default configuration (the lifecycle scenario adds
 // RC_ATOMIC_EXECUTOR_URL, pointing at a trivial Atomic Executor on core 1; get-auth adds
 // ARP_AUTH_MODE=required against a loopback JWKS on core 1). Results are printed and written to
 // bench-results/latest.json (plus a dated copy). Exit code 1 when any request failed.
+//
+// `--store postgres` measures the durable store instead: a throwaway PostgreSQL server for the run
+// (scripts/bench/postgres.mjs), a fresh schema per scenario, each scenario with one service process
+// and with two on the same schema, and the memory store's GET in the same rounds as a reference.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -18,6 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { createBody, JSON_HEADERS, realisticInputs, startRunBody } from './bench/common.mjs';
+import { startBenchPostgres } from './bench/postgres.mjs';
+import { cpuSeconds, rssOf } from './bench/procfs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const resultsDir = join(root, 'bench-results');
@@ -27,6 +34,11 @@ const logsDir = join(resultsDir, 'logs');
 // Options
 
 const ALL_SCENARIOS = ['ceiling', 'get', 'get-auth', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
+/** What `--store postgres` can measure, and what it measures by default. */
+const DURABLE_SCENARIOS = ['get', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
+const DURABLE_DEFAULT = ['get', 'create1', 'create10', 'complete', 'lifecycle'];
+/** Where PostgreSQL runs unless --pg-cpus says otherwise: on the service's core (see BENCHMARKS.md). */
+const DEFAULT_PG_CPUS = '0';
 const USAGE = `usage: npm run bench -- [options]
   --connections N     concurrent connections (default 50)
   --duration S        measured seconds per scenario (default 10)
@@ -36,19 +48,39 @@ const USAGE = `usage: npm run bench -- [options]
   --scenarios LIST    comma-separated subset of ${ALL_SCENARIOS.join(',')} (default: all)
   --parents N         composite parents the create scenarios spread over (default 1000)
   --memory-nodes N    NodeRuns held for the memory probe (default 100000)
-  --skip-memory       do not run the memory probe`;
+  --skip-memory       do not run the memory probe
+  --store S           memory (default) or postgres: a throwaway PostgreSQL 15 server for the run, a
+                      fresh schema per scenario; scenarios ${DURABLE_SCENARIOS.join(',')}
+                      (default ${DURABLE_DEFAULT.join(',')}); get is paired with the memory store's
+                      GET; no memory probe
+  --instances LIST    postgres: service processes sharing each scenario's schema, each count measured
+                      (default 1,2)
+  --pg-cpus LIST|none postgres: taskset CPU list for PostgreSQL, or none for unpinned (default ${DEFAULT_PG_CPUS},
+                      the service's core)
+  --pg-set NAME=VALUE postgres: an extra server setting (repeatable), e.g. synchronous_commit=off
+  --service-env NAME=VALUE
+                      an extra environment variable for every service process (repeatable; the
+                      measured configuration is then not the default, and the JSON says so)
+  --cpu-prof          every service process writes a V8 CPU profile (set-up, warm-up and measured
+                      window) to bench-results/profiles/<scenario>.cpuprofile`;
 
 function parseArgs(argv) {
   const options = {
     connections: 50,
     duration: 10,
     warmup: 3,
-    scenarios: ALL_SCENARIOS,
     pairRounds: 3,
     parents: 1000,
     memoryNodes: 100_000,
     skipMemory: false,
+    store: 'memory',
+    instances: [1, 2],
+    pgCpus: DEFAULT_PG_CPUS,
+    pgSettings: {},
+    serviceEnv: {},
   };
+  let scenarios;
+  let instancesGiven = false;
   const number = (name, text, min) => {
     const value = Number(text);
     if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number >= ${min}`);
@@ -76,6 +108,17 @@ function parseArgs(argv) {
       case '--skip-memory':
         options.skipMemory = true;
         break;
+      case '--cpu-prof':
+        options.cpuProf = true;
+        break;
+      case '--service-env': {
+        const [name, ...rest] = value().split('=');
+        if (!/^[A-Z_][A-Z0-9_]*$/.test(name) || rest.length === 0) {
+          throw new Error('--service-env needs NAME=VALUE');
+        }
+        options.serviceEnv[name] = rest.join('=');
+        break;
+      }
       case '--pair-rounds':
         options.pairRounds = number('pair-rounds', value(), 1);
         break;
@@ -86,7 +129,34 @@ function parseArgs(argv) {
           .filter(Boolean);
         const unknown = list.filter((s) => !ALL_SCENARIOS.includes(s));
         if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')}`);
-        options.scenarios = ALL_SCENARIOS.filter((s) => list.includes(s));
+        scenarios = ALL_SCENARIOS.filter((s) => list.includes(s));
+        break;
+      }
+      case '--store': {
+        const store = value();
+        if (store !== 'memory' && store !== 'postgres') throw new Error('--store must be memory or postgres');
+        options.store = store;
+        break;
+      }
+      case '--instances': {
+        const counts = value()
+          .split(',')
+          .map((s) => Math.round(number('instances', s, 1)));
+        options.instances = [...new Set(counts)].sort((a, b) => a - b);
+        instancesGiven = true;
+        break;
+      }
+      case '--pg-cpus': {
+        const cpus = value();
+        if (!/^(none|[0-9][0-9,-]*)$/.test(cpus)) throw new Error('--pg-cpus must be a CPU list or none');
+        options.pgCpus = cpus === 'none' ? undefined : cpus;
+        break;
+      }
+      case '--pg-set': {
+        const [name, ...rest] = value().split('=');
+        if (!/^[a-z_][a-z0-9_.]*$/.test(name) || rest.length === 0)
+          throw new Error('--pg-set needs name=value');
+        options.pgSettings[name] = rest.join('=');
         break;
       }
       case '--help':
@@ -97,6 +167,19 @@ function parseArgs(argv) {
       default:
         throw new Error(`unknown option ${argv[i]}\n${USAGE}`);
     }
+  }
+  if (options.store === 'postgres') {
+    const unfit = (scenarios ?? []).filter((s) => !DURABLE_SCENARIOS.includes(s));
+    if (unfit.length > 0) {
+      throw new Error(`--store postgres measures ${DURABLE_SCENARIOS.join(', ')}; not ${unfit.join(', ')}`);
+    }
+    options.scenarios = scenarios ?? DURABLE_DEFAULT;
+    options.skipMemory = true;
+  } else {
+    // Memory stores of separate processes share nothing, so only one process can serve a scenario.
+    if (instancesGiven) throw new Error('--instances needs --store postgres');
+    options.instances = [1];
+    options.scenarios = scenarios ?? ALL_SCENARIOS;
   }
   return options;
 }
@@ -152,7 +235,7 @@ async function stopProcess(child) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Machine facts, pinning and /proc sampling
+// Machine facts and pinning
 
 function detectPinning() {
   if (os.availableParallelism() < 2) {
@@ -175,36 +258,6 @@ let pinning = false;
 /** The command line for `cmd args` pinned to `cpu` (or unpinned when taskset is unavailable). */
 function pinned(cpu, cmd, args) {
   return pinning ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system) used so far by `pid`, or NaN. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Current and peak resident set size of `pid` in bytes. */
-function rssOf(pid) {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1]) * 1024;
-    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-  } catch {
-    return { rss: Number.NaN, peak: Number.NaN };
-  }
 }
 
 function machineFacts() {
@@ -264,9 +317,12 @@ function freePort() {
   });
 }
 
+/** --service-env: set on every service process, after everything else. */
+let serviceOverrides = {};
+
 /**
  * Environment for the service: ours minus LOG_LEVEL, RC_*, ARP_AUTH_* and the ARP_*_URL fallbacks for
- * the service URLs, so it runs with its defaults (auth off), plus `extra`.
+ * the service URLs, so it runs with its defaults (auth off), plus `extra` and --service-env.
  */
 function serviceEnv(extra = {}) {
   const env = { ...process.env };
@@ -279,7 +335,7 @@ function serviceEnv(extra = {}) {
     )
       delete env[key];
   }
-  return { ...env, ...extra };
+  return { ...env, ...extra, ...serviceOverrides };
 }
 
 async function waitReady(url, child, label, logPath) {
@@ -300,11 +356,22 @@ async function waitReady(url, child, label, logPath) {
   throw new Error(`${label} did not become ready within 20 s; see ${logPath}`);
 }
 
-async function startServer(label, script, extraArgs = [], { cpu = 0, env = serviceEnv() } = {}) {
+async function startServer(
+  label,
+  script,
+  extraArgs = [],
+  { cpu = 0, env = serviceEnv(), nodeArgs = [] } = {},
+) {
   const port = await freePort();
   const logPath = join(logsDir, `${label}.log`);
   const fd = openSync(logPath, 'w');
-  const [cmd, args] = pinned(cpu, process.execPath, [script, '--port', String(port), ...extraArgs]);
+  const [cmd, args] = pinned(cpu, process.execPath, [
+    ...nodeArgs,
+    script,
+    '--port',
+    String(port),
+    ...extraArgs,
+  ]);
   const child = track(spawn(cmd, args, { cwd: root, env, stdio: ['ignore', fd, fd] }));
   closeSync(fd);
   const url = `http://127.0.0.1:${port}`;
@@ -312,7 +379,58 @@ async function startServer(label, script, extraArgs = [], { cpu = 0, env = servi
   return { label, url, child, logPath };
 }
 
-const startService = (label, env = {}) => startServer(label, 'dist/server.js', [], { env: serviceEnv(env) });
+/** Set by --cpu-prof: every service process writes a V8 CPU profile there when it exits. */
+let profileDir;
+
+const startService = (label, env = {}) =>
+  startServer(label, 'dist/server.js', [], {
+    env: serviceEnv(env),
+    nodeArgs: profileDir
+      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}.cpuprofile`]
+      : [],
+  });
+
+/** The memory store: every service process has its own, so there is nothing to set up or clear. */
+const MEMORY_STORE = {
+  kind: 'memory',
+  freshSchema: () => undefined,
+  serviceEnv: () => ({}),
+  cpuSeconds: undefined,
+  clear: async () => {},
+};
+
+/** The store the services of this run use (MEMORY_STORE, or the throwaway PostgreSQL server). */
+let benchStore = MEMORY_STORE;
+
+/** Service processes measured together; a single server is a group of one. */
+const asGroup = (server) => (server.members ? server : { ...server, urls: [server.url], members: [server] });
+
+/**
+ * `instances` service processes on one fresh store (for PostgreSQL: a new schema they share), each
+ * with `env(i)` on top; `use(group)`'s result, after which the processes stop and the store is cleared.
+ */
+async function withServices(label, { instances = 1, env = () => ({}), store = benchStore }, use) {
+  const schema = store.freshSchema(label);
+  const start = async () => {
+    const started = await Promise.allSettled(
+      Array.from({ length: instances }, (_, i) =>
+        startService(instances > 1 ? `${label}-${i + 1}` : label, { ...store.serviceEnv(schema), ...env(i) }),
+      ),
+    );
+    const members = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(members.map((m) => stopProcess(m.child)));
+      throw failed.reason;
+    }
+    return { label, url: members[0].url, urls: members.map((m) => m.url), members, store };
+  };
+  try {
+    return await withServer(start, use);
+  } finally {
+    await store.clear(schema);
+  }
+}
 
 /** The trivial Atomic Executor of the lifecycle scenario, on core 1 next to the load generator. */
 const startAtomicExecutor = (label) =>
@@ -380,21 +498,27 @@ function errorLogLines(logPath) {
 // Load generator
 
 /**
- * Runs one scenario in scripts/bench/load.mjs on core 1 and samples the server's CPU meanwhile (and
- * that of `peer`, a helper process on core 1 such as the trivial Atomic Executor). With
- * `authorization`, every request of the load generator carries that Authorization header.
+ * Runs one scenario in scripts/bench/load.mjs on core 1 against `server` (a service group: the load
+ * goes to all its processes) and samples the CPU of the server side meanwhile: the service
+ * processes, and the database's processes when the group's store has any. Also that of `peer`, a
+ * helper process on core 1 such as the trivial Atomic Executor. With `authorization`, every request
+ * of the load generator carries that Authorization header.
  */
 function runLoad(server, task, peer, { authorization } = {}) {
   const [cmd, args] = pinned(1, process.execPath, ['scripts/bench/load.mjs']);
   const env = authorization ? { ...process.env, BENCH_AUTHORIZATION: authorization } : process.env;
   const child = track(spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const pid = server.child.pid;
+  const pids = server.members.map((member) => member.child.pid);
+  const serviceCpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const dbCpu = server.store?.cpuSeconds;
   const budgetMs = (task.warmup + task.duration) * 1000 + 180_000;
   return new Promise((resolve, reject) => {
     let cpu0;
+    let dbCpu0;
     let peerCpu0;
     let t0;
     let serverCpuPercent = Number.NaN;
+    let dbCpuPercent;
     let peerCpuPercent;
     let settled = false;
     const finish = (error, value) => {
@@ -412,26 +536,36 @@ function runLoad(server, task, peer, { authorization } = {}) {
     );
     child.on('message', (message) => {
       if (message.type === 'phase' && message.phase === 'measure-start') {
-        cpu0 = cpuSeconds(pid);
+        cpu0 = serviceCpu();
+        if (dbCpu) dbCpu0 = dbCpu();
         if (peer) peerCpu0 = cpuSeconds(peer.child.pid);
         t0 = performance.now();
       } else if (message.type === 'phase' && message.phase === 'measure-end') {
         const seconds = (performance.now() - t0) / 1000;
-        serverCpuPercent = ((cpuSeconds(pid) - cpu0) / seconds) * 100;
+        serverCpuPercent = ((serviceCpu() - cpu0) / seconds) * 100;
+        if (dbCpu) dbCpuPercent = ((dbCpu() - dbCpu0) / seconds) * 100;
         if (peer) peerCpuPercent = ((cpuSeconds(peer.child.pid) - peerCpu0) / seconds) * 100;
       } else if (message.type === 'result') {
         const result = message.result;
         // Core 1 runs the load generator and, when there is one, the peer.
         const core1 = result.clientCpuPercent + (peerCpuPercent ?? 0);
+        const serverSide = serverCpuPercent + (dbCpuPercent ?? 0);
+        const memories = pids.map(rssOf);
         finish(undefined, {
           ...result,
+          instances: pids.length,
           serverCpuPercent,
-          serverMemory: rssOf(pid),
+          ...(dbCpu ? { dbCpuPercent, serverSideCpuPercent: serverSide } : {}),
+          serverMemory: {
+            rss: memories.reduce((sum, m) => sum + m.rss, 0),
+            peak: Math.max(...memories.map((m) => m.peak)),
+          },
           ...(peer ? { peerCpuPercent } : {}),
           clientBound: core1 > 90,
-          // Every connection always has a request in flight, so a server below 85% of its core while
-          // the load generator is not saturated means something else had the CPU.
-          contended: task.connections >= 10 && serverCpuPercent < 85 && core1 <= 90,
+          // Every connection always has a request in flight, so a server side below 85% of a core
+          // while the load generator is not saturated means something else had the CPU (or, with a
+          // database, that the server side waited for the disk).
+          contended: task.connections >= 10 && serverSide < 85 && core1 <= 90,
         });
       } else if (message.type === 'error') {
         const sample = message.failureSample
@@ -443,7 +577,7 @@ function runLoad(server, task, peer, { authorization } = {}) {
     child.once('exit', (code, signal) =>
       finish(new Error(`load generator for '${task.name}' exited (${signal ?? code}) without a result`)),
     );
-    child.send({ ...task, url: server.url });
+    child.send({ ...task, url: server.url, urls: server.urls });
   });
 }
 
@@ -452,6 +586,7 @@ function runLoad(server, task, peer, { authorization } = {}) {
 
 const LABELS = {
   ceiling: 'ceiling: bare Fastify, same bytes',
+  'get-memory': 'GET /v1/node-runs/{id}, memory store',
   get: 'GET /v1/node-runs/{id}',
   'get-auth': 'GET /v1/node-runs/{id}, bearer JWT',
   create1: 'POST /v1/node-runs (1 spec)',
@@ -489,13 +624,13 @@ async function realNodeRun(server, headers = {}) {
 }
 
 async function withServer(start, use) {
-  const server = await start();
+  const server = asGroup(await start());
   try {
     const result = await use(server);
-    const errors = errorLogLines(server.logPath);
+    const errors = server.members.flatMap((member) => errorLogLines(member.logPath));
     return { ...result, serviceErrorLogLines: errors.length, serviceErrorSample: errors[0] };
   } finally {
-    await stopProcess(server.child);
+    await Promise.all(server.members.map((member) => stopProcess(member.child)));
   }
 }
 
@@ -601,107 +736,189 @@ async function measurePair(common, want, announce) {
   return pair;
 }
 
+/** Results of a scenario run with `instances` service processes are kept under `name@instances`. */
+const keyOf = (name, instances) => (instances === 1 ? name : `${name}@${instances}`);
+const nameOf = (key) => key.split('@')[0];
+const instancesOf = (key) => Number(key.split('@')[1] ?? 1);
+
+function labelOf(key) {
+  const instances = instancesOf(key);
+  return instances === 1 ? LABELS[nameOf(key)] : `${LABELS[nameOf(key)]}, ${instances} instances`;
+}
+
 async function runScenarios(options) {
   const common = { connections: options.connections, duration: options.duration, warmup: options.warmup };
   const want = new Set(options.scenarios);
   const results = {};
-  const announce = (name) =>
-    console.error(`\n-- ${LABELS[name]}: warm-up ${options.warmup}s + ${options.duration}s measured ...`);
+  const announce = (key) =>
+    console.error(`\n-- ${labelOf(key)}: warm-up ${options.warmup}s + ${options.duration}s measured ...`);
 
-  if (want.has('get') || want.has('ceiling') || want.has('get-auth')) {
-    // The GET/ceiling and get-auth/GET ratios are targets; the machine drifts by several percent between
-    // minutes, so get-auth, get and ceiling are measured in alternating rounds and, for each ratio, the
-    // round with the median ratio is reported (both rows of a ratio always come from the same round).
-    const members = ['get-auth', 'get', 'ceiling'].filter((name) => want.has(name)).join(', ');
-    const rounds = [];
-    for (let round = 1; round <= options.pairRounds; round++) {
-      if (options.pairRounds > 1) console.error(`\n== ${members}: round ${round} of ${options.pairRounds}`);
-      rounds.push(await measurePair(common, want, announce));
-    }
-    const middle = (by) => [...rounds].sort((a, b) => by(a) - by(b))[Math.floor((rounds.length - 1) / 2)];
-    const ratio = (pair) => (pair.get && pair.ceiling ? pair.get.rps / pair.ceiling.rps : 0);
-    const authRatio = (pair) => (pair.getAuth && pair.get ? pair.getAuth.rps / pair.get.rps : 0);
-    const median = middle(ratio);
-    const summary = rounds.map((pair) => ({
-      getRps: pair.get?.rps,
-      ceilingRps: pair.ceiling?.rps,
-      ratio: ratio(pair) || undefined,
-      getAuthRps: pair.getAuth?.rps,
-      authRatio: authRatio(pair) || undefined,
-    }));
-    if (median.get) results.get = { ...median.get, rounds: summary };
-    if (median.ceiling) results.ceiling = { ...median.ceiling, rounds: summary };
-    const authMedian = middle(authRatio);
-    if (authMedian.getAuth) {
-      results['get-auth'] = {
-        ...authMedian.getAuth,
-        ...(authMedian.get
-          ? {
-              vsGet: {
-                ratio: authRatio(authMedian),
-                getRps: authMedian.get.rps,
-                getLatencyMs: authMedian.get.latencyMs,
-                definition: 'get-auth req/s / get req/s of the same round (auth on / auth off)',
-              },
-            }
-          : {}),
-        rounds: summary,
-      };
-    }
+  if (benchStore.kind === 'postgres') {
+    if (want.has('get')) Object.assign(results, await measureDurableGet(common, options, announce));
+  } else if (want.has('get') || want.has('ceiling') || want.has('get-auth')) {
+    Object.assign(results, await measureGetRounds(common, options, want, announce));
   }
 
-  for (const [name, specs] of [
-    ['create1', 1],
-    ['create10', 10],
-  ]) {
+  // Each scenario with every instance count in turn, so that the rows compared are measured close
+  // together in time.
+  const completeRateGuess = benchStore.kind === 'postgres' ? 3_000 : 20_000;
+  const tasks = {
+    create1: () => ({ kind: 'create', specs: 1, parents: options.parents }),
+    create10: () => ({ kind: 'create', specs: 10, parents: options.parents }),
+    // The first guess sizes the warm-up's pool of queued NodeRuns; the measured pool follows the
+    // warm-up's rate. A durable store completes an order of magnitude fewer per second.
+    complete: () => ({ kind: 'complete', completeRateGuess }),
+    cycle: () => ({ kind: 'cycle' }),
+  };
+  for (const name of ['create1', 'create10', 'complete', 'cycle', 'lifecycle']) {
     if (!want.has(name)) continue;
-    announce(name);
-    results[name] = await withServer(
-      () => startService(name),
-      (server) => runLoad(server, { ...common, name, kind: 'create', specs, parents: options.parents }),
-    );
-  }
-
-  if (want.has('complete')) {
-    announce('complete');
-    results.complete = await withServer(
-      () => startService('complete'),
-      (server) =>
-        runLoad(server, { ...common, name: 'complete', kind: 'complete', completeRateGuess: 20_000 }),
-    );
-  }
-
-  if (want.has('cycle')) {
-    announce('cycle');
-    results.cycle = await withServer(
-      () => startService('cycle'),
-      (server) => runLoad(server, { ...common, name: 'cycle', kind: 'cycle' }),
-    );
-  }
-
-  if (want.has('lifecycle')) {
-    announce('lifecycle');
-    const ae = await startAtomicExecutor('lifecycle-ae');
-    try {
-      results.lifecycle = await withServer(
-        () => startService('lifecycle', { RC_ATOMIC_EXECUTOR_URL: ae.url }),
-        (server) => runLoad(server, { ...common, name: 'lifecycle', kind: 'lifecycle', aeUrl: ae.url }, ae),
-      );
-      results.lifecycle.latencyDefinition =
-        'per NodeRun (= per Run, atomic root): load generator time from handing POST /v1/runs to undici until ' +
-        'the GET /v1/runs/{id}/events?follow=true body ended (Run terminal), minus the AE time for that ' +
-        'node_run_id (request event -> res.end in the AE); both on monotonic clocks, only durations subtracted';
-      results.lifecycle.serviceConfig =
-        `defaults plus RC_ATOMIC_EXECUTOR_URL=${ae.url} ` +
-        '(trivial AE: scripts/bench/trivial-ae.mjs, node:http, pinned with the load generator)';
-      // The AE prints nothing unless it crashed or warned.
-      const aeLog = readFileSync(ae.logPath, 'utf8').trim();
-      if (aeLog) results.lifecycle.atomicExecutor.log = aeLog.slice(0, 600);
-    } finally {
-      await stopProcess(ae.child);
+    for (const instances of options.instances) {
+      const key = keyOf(name, instances);
+      announce(key);
+      results[key] =
+        name === 'lifecycle'
+          ? await measureLifecycle(common, key, instances)
+          : await withServices(key, { instances }, (server) =>
+              runLoad(server, { ...common, name: key, ...tasks[name]() }),
+            );
     }
   }
   return results;
+}
+
+/**
+ * The lifecycle scenario on `instances` service processes, all dispatching to one trivial AE. With
+ * several, each calls the AE under its own path prefix (/i1, /i2, …), so that the AE can tell who
+ * dispatched what: every instance must have dispatched a share.
+ */
+async function measureLifecycle(common, key, instances) {
+  const ae = await startAtomicExecutor(`${key}-ae`);
+  const aeUrl = (i) => (instances === 1 ? ae.url : `${ae.url}/i${i + 1}`);
+  try {
+    const result = await withServices(
+      key,
+      { instances, env: (i) => ({ RC_ATOMIC_EXECUTOR_URL: aeUrl(i) }) },
+      (server) => runLoad(server, { ...common, name: key, kind: 'lifecycle', aeUrl: ae.url }, ae),
+    );
+    result.latencyDefinition =
+      'per NodeRun (= per Run, atomic root): load generator time from handing POST /v1/runs to undici until ' +
+      'the GET /v1/runs/{id}/events?follow=true body ended (Run terminal), minus the AE time for that ' +
+      'node_run_id (request event -> res.end in the AE); both on monotonic clocks, only durations subtracted';
+    result.serviceConfig =
+      `defaults plus RC_ATOMIC_EXECUTOR_URL=${instances === 1 ? ae.url : `${ae.url}/i<n> for instance n`} ` +
+      '(trivial AE: scripts/bench/trivial-ae.mjs, node:http, pinned with the load generator)';
+    if (instances > 1) {
+      result.atomicExecutor.dispatchers = Array.from({ length: instances }, (_, i) => `/i${i + 1}`);
+    }
+    // The AE prints nothing unless it crashed or warned.
+    const aeLog = readFileSync(ae.logPath, 'utf8').trim();
+    if (aeLog) result.atomicExecutor.log = aeLog.slice(0, 600);
+    return result;
+  } finally {
+    await stopProcess(ae.child);
+  }
+}
+
+/**
+ * The memory store's GET scenario: get-auth, get and ceiling in alternating rounds. The GET/ceiling
+ * and get-auth/GET ratios are targets; the machine drifts by several percent between minutes, so for
+ * each ratio the round with the median ratio is reported (both rows of a ratio always come from the
+ * same round).
+ */
+async function measureGetRounds(common, options, want, announce) {
+  const results = {};
+  const members = ['get-auth', 'get', 'ceiling'].filter((name) => want.has(name)).join(', ');
+  const rounds = [];
+  for (let round = 1; round <= options.pairRounds; round++) {
+    if (options.pairRounds > 1) console.error(`\n== ${members}: round ${round} of ${options.pairRounds}`);
+    rounds.push(await measurePair(common, want, announce));
+  }
+  const ratio = (pair) => (pair.get && pair.ceiling ? pair.get.rps / pair.ceiling.rps : 0);
+  const authRatio = (pair) => (pair.getAuth && pair.get ? pair.getAuth.rps / pair.get.rps : 0);
+  const median = medianBy(rounds, ratio);
+  const summary = rounds.map((pair) => ({
+    getRps: pair.get?.rps,
+    ceilingRps: pair.ceiling?.rps,
+    ratio: ratio(pair) || undefined,
+    getAuthRps: pair.getAuth?.rps,
+    authRatio: authRatio(pair) || undefined,
+  }));
+  if (median.get) results.get = { ...median.get, rounds: summary };
+  if (median.ceiling) results.ceiling = { ...median.ceiling, rounds: summary };
+  const authMedian = medianBy(rounds, authRatio);
+  if (authMedian.getAuth) {
+    results['get-auth'] = {
+      ...authMedian.getAuth,
+      ...(authMedian.get
+        ? {
+            vsGet: {
+              ratio: authRatio(authMedian),
+              getRps: authMedian.get.rps,
+              getLatencyMs: authMedian.get.latencyMs,
+              definition: 'get-auth req/s / get req/s of the same round (auth on / auth off)',
+            },
+          }
+        : {}),
+      rounds: summary,
+    };
+  }
+  return results;
+}
+
+/** The element with the median `by` (the lower one of an even count). */
+const medianBy = (items, by) => [...items].sort((a, b) => by(a) - by(b))[Math.floor((items.length - 1) / 2)];
+
+/**
+ * GET on the durable store, as a ratio to the memory store's GET measured in the same round: per
+ * round the memory store's GET, then the durable one with each instance count, each on fresh
+ * services. For every instance count the round with the median ratio is reported; the memory row
+ * shown is the one of the one-instance (or first) count's median round.
+ */
+async function measureDurableGet(common, options, announce) {
+  const rounds = [];
+  for (let round = 1; round <= options.pairRounds; round++) {
+    if (options.pairRounds > 1) {
+      console.error(`\n== GET, memory store and PostgreSQL: round ${round} of ${options.pairRounds}`);
+    }
+    const memory = await measureGet(common, 'get-memory', { store: MEMORY_STORE }, announce);
+    const durable = {};
+    for (const instances of options.instances) {
+      durable[instances] = await measureGet(common, keyOf('get', instances), { instances }, announce);
+    }
+    rounds.push({ memory, durable });
+  }
+  const results = {};
+  for (const instances of options.instances) {
+    const ratio = (round) => round.durable[instances].rps / round.memory.rps;
+    const median = medianBy(rounds, ratio);
+    if (instances === options.instances[0]) results['get-memory'] = median.memory;
+    results[keyOf('get', instances)] = {
+      ...median.durable[instances],
+      vsMemory: {
+        ratio: ratio(median),
+        memoryRps: median.memory.rps,
+        memoryLatencyMs: median.memory.latencyMs,
+        definition: 'GET req/s on PostgreSQL / GET req/s on the memory store of the same round',
+      },
+      rounds: rounds.map((round) => ({
+        memoryRps: round.memory.rps,
+        rps: round.durable[instances].rps,
+        ratio: ratio(round),
+      })),
+    };
+  }
+  return results;
+}
+
+/** The get scenario on fresh services (`services`: withServices options) with a real NodeRun. */
+async function measureGet(common, key, services, announce) {
+  let sample;
+  const result = await withServices(key, services, async (server) => {
+    sample = await realNodeRun(server);
+    announce(key);
+    return runLoad(server, { ...common, name: key, kind: 'get', path: sample.path });
+  });
+  return { ...result, responseBytes: sample.body.length };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,6 +989,10 @@ function failuresOf(name, r) {
     );
   }
   if (ae?.log) failures.push(`${name}: the AE wrote to its log (${ae.log.split('\n')[0]})`);
+  for (const prefix of ae?.dispatchers ?? []) {
+    if (!(ae.executesBy?.[prefix] > 0))
+      failures.push(`${name}: the instance calling ${prefix} dispatched nothing`);
+  }
   if (ae && r.non2xx + r.errors + r.timeouts === 0 && ae.executes !== r.runsAttempted) {
     failures.push(`${name}: the AE executed ${ae.executes} NodeRuns for ${r.runsAttempted} Runs started`);
   }
@@ -783,8 +1004,14 @@ function failuresOf(name, r) {
   return failures;
 }
 
-function notesOf(name, r) {
+function notesOf(key, r) {
+  const name = nameOf(key);
   const notes = [];
+  if (r.vsMemory) {
+    notes.push(
+      `${r.vsMemory.ratio.toFixed(2)}x memory store (same-round memory GET ${fmtInt(r.vsMemory.memoryRps)} req/s)`,
+    );
+  }
   if (name === 'cycle') notes.push(`${fmtInt(r.cyclesPerSecond)} cycles/s; latency = whole 4-request cycle`);
   if (name === 'lifecycle') {
     notes.push(
@@ -793,6 +1020,12 @@ function notesOf(name, r) {
         `undeducted p50/p99 ${fmtMs(r.totalLatencyMs.p50)}/${fmtMs(r.totalLatencyMs.p99)} ms; ` +
         `AE CPU ${fmtPct(r.peerCpuPercent)} on cpu1`,
     );
+    const by = r.atomicExecutor?.executesBy;
+    if (r.atomicExecutor?.dispatchers) {
+      notes.push(
+        `executes per instance ${r.atomicExecutor.dispatchers.map((p) => fmtInt(by?.[p])).join(' / ')}`,
+      );
+    }
   }
   if (r.nodeRunsPerSecond) notes.push(`${fmtInt(r.nodeRunsPerSecond)} NodeRuns/s created`);
   if (name === 'complete')
@@ -824,38 +1057,41 @@ function notesOf(name, r) {
         : 'CPU1 SATURATED (load generator + AE): client-bound',
     );
   }
-  if (r.contended) notes.push('SERVER NOT SATURATED: CPU contention?');
+  if (r.contended) {
+    notes.push(
+      r.dbCpuPercent === undefined
+        ? 'SERVER NOT SATURATED: CPU contention?'
+        : 'SERVER SIDE NOT SATURATED: disk or contention?',
+    );
+  }
+  if (r.serverSideCpuPercent !== undefined) notes.push(`server side CPU ${fmtPct(r.serverSideCpuPercent)}`);
   if (r.serverMemory?.rss) notes.push(`server RSS ${fmtInt(r.serverMemory.rss / 2 ** 20)} MiB`);
   return notes.join('; ');
 }
 
+/** Keys in scenario order (the memory store's GET just before the durable one), then by instances. */
+function rowOrder(results) {
+  const rank = (key) => (nameOf(key) === 'get-memory' ? 0.5 : ALL_SCENARIOS.indexOf(nameOf(key)) + 1);
+  return Object.keys(results).sort((a, b) => rank(a) - rank(b) || instancesOf(a) - instancesOf(b));
+}
+
 function printTable(results) {
   const ceiling = results.ceiling?.rps;
-  const header = [
-    'scenario',
-    'req/s',
-    'p50 ms',
-    'p99 ms',
-    'x ceiling',
-    'non-2xx',
-    'srv CPU',
-    'load CPU',
-    'notes',
+  const durable = Object.values(results).some((r) => r.dbCpuPercent !== undefined);
+  const columns = [
+    ['scenario', (key) => labelOf(key)],
+    ['req/s', (_, r) => fmtInt(r.rps)],
+    ['p50 ms', (_, r) => fmtMs(r.latencyMs.p50)],
+    ['p99 ms', (_, r) => fmtMs(r.latencyMs.p99)],
+    ...(ceiling ? [['x ceiling', (_, r) => (r.rps / ceiling).toFixed(2)]] : []),
+    ['non-2xx', (_, r) => String(r.non2xx + r.errors + r.timeouts)],
+    [durable ? 'svc CPU' : 'srv CPU', (_, r) => fmtPct(r.serverCpuPercent)],
+    ...(durable ? [['db CPU', (_, r) => fmtPct(r.dbCpuPercent)]] : []),
+    ['load CPU', (_, r) => fmtPct(r.clientCpuPercent)],
+    ['notes', (key, r) => notesOf(key, r)],
   ];
-  const rows = ALL_SCENARIOS.filter((name) => results[name]).map((name) => {
-    const r = results[name];
-    return [
-      LABELS[name],
-      fmtInt(r.rps),
-      fmtMs(r.latencyMs.p50),
-      fmtMs(r.latencyMs.p99),
-      ceiling ? (r.rps / ceiling).toFixed(2) : '-',
-      String(r.non2xx + r.errors + r.timeouts),
-      fmtPct(r.serverCpuPercent),
-      fmtPct(r.clientCpuPercent),
-      notesOf(name, r),
-    ];
-  });
+  const header = columns.map(([title]) => title);
+  const rows = rowOrder(results).map((key) => columns.map(([, cell]) => cell(key, results[key])));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells) =>
     cells
@@ -868,7 +1104,54 @@ function printTable(results) {
   for (const row of rows) console.log(line(row));
 }
 
+/** Durable-store targets; the p99 target applies to every row but the memory reference and cycle. */
+const DURABLE_TARGETS = {
+  lifecycleRunsPerSecond: 500,
+  create1Rps: 2_000,
+  getVsMemory: 0.4,
+  p99Ms: 25,
+};
+
+function durableTargetsOf(results, options) {
+  const targets = [];
+  const t = DURABLE_TARGETS;
+  for (const [key, r] of Object.entries(results)) {
+    const name = nameOf(key);
+    const label = labelOf(key);
+    if (name === 'lifecycle') {
+      targets.push({
+        target: `${label}: >= ${fmtInt(t.lifecycleRunsPerSecond)} Runs/s`,
+        measured: `${fmtInt(r.completedNodeRunsPerSecond)} Runs/s`,
+        pass: r.completedNodeRunsPerSecond >= t.lifecycleRunsPerSecond,
+      });
+    }
+    if (name === 'create1') {
+      targets.push({
+        target: `${label}: >= ${fmtInt(t.create1Rps)} req/s`,
+        measured: `${fmtInt(r.rps)} req/s`,
+        pass: r.rps >= t.create1Rps,
+      });
+    }
+    if (r.vsMemory) {
+      targets.push({
+        target: `${label}: >= ${t.getVsMemory}x the memory store's GET`,
+        measured: `${r.vsMemory.ratio.toFixed(2)}x (same round)`,
+        pass: r.vsMemory.ratio >= t.getVsMemory,
+      });
+    }
+    if (name !== 'get-memory' && name !== 'cycle') {
+      targets.push({
+        target: `${label}: p99 < ${t.p99Ms} ms at ${options.connections} connections`,
+        measured: `${fmtMs(r.latencyMs.p99)} ms`,
+        pass: r.latencyMs.p99 < t.p99Ms,
+      });
+    }
+  }
+  return targets;
+}
+
 function targetsOf(results, options) {
+  if (benchStore.kind === 'postgres') return durableTargetsOf(results, options);
   const targets = [];
   const get = results.get;
   const ceiling = results.ceiling;
@@ -907,6 +1190,35 @@ async function main() {
   execFileSync(process.execPath, [join(root, 'scripts/ensure-build.mjs')], { stdio: 'inherit' });
 
   pinning = detectPinning();
+  serviceOverrides = options.serviceEnv;
+  if (options.cpuProf) {
+    profileDir = join(resultsDir, 'profiles');
+    mkdirSync(profileDir, { recursive: true });
+  }
+  if (options.store === 'postgres') {
+    benchStore = await startBenchPostgres({
+      cpus: pinning ? options.pgCpus : undefined,
+      settings: options.pgSettings,
+      log: (line) => console.error(`bench: ${line}`),
+      logPath: join(logsDir, 'postgres.log'),
+    });
+  }
+  try {
+    await measureAndReport(options);
+  } finally {
+    await benchStore.stop?.();
+  }
+}
+
+/** Where PostgreSQL runs, for the output: its CPU list, and with whom it shares it. */
+function databasePlacement() {
+  const placement = benchStore.facts.placement;
+  if (placement === 'unpinned') return 'PostgreSQL unpinned (either core)';
+  return placement === 'taskset -c 0' ? 'PostgreSQL cpu0 (with the service)' : `PostgreSQL ${placement}`;
+}
+
+async function measureAndReport(options) {
+  const durable = benchStore.kind === 'postgres';
   const meta = {
     ...machineFacts(),
     pinning: pinning
@@ -917,17 +1229,37 @@ async function main() {
           ...(options.scenarios.includes('get-auth')
             ? { tokenIssuer: 'taskset -c 1 (get-auth; idle while measuring)' }
             : {}),
+          ...(durable ? { database: benchStore.facts.placement } : {}),
         }
       : { server: 'none', loadGenerator: 'none', warning: 'taskset unavailable: unpinned' },
+    store: durable
+      ? {
+          kind: 'postgres',
+          instances: options.instances,
+          ...benchStore.facts,
+          schema: 'a fresh schema per scenario (RC_DATABASE_SCHEMA), dropped after it, then CHECKPOINT',
+        }
+      : { kind: 'memory' },
     connections: options.connections,
     durationSeconds: options.duration,
     warmupSeconds: options.warmup,
     serviceConfig:
       'defaults: node dist/server.js --port P; LOG_LEVEL, RC_* and ARP_AUTH_* unset (LOG_LEVEL=info, ' +
-      'no request log, auth disabled); get-auth and lifecycle add their own settings (see their rows)',
+      'no request log, auth disabled); get-auth and lifecycle add their own settings (see their rows)' +
+      (durable
+        ? '; PostgreSQL: RC_DATABASE_URL and RC_DATABASE_SCHEMA set, the other RC_DATABASE_* and lease ' +
+          'settings at their defaults (pool of 10 per instance)'
+        : '') +
+      (Object.keys(options.serviceEnv).length > 0
+        ? `; NOT THE DEFAULTS: --service-env ${JSON.stringify(options.serviceEnv)}`
+        : ''),
+    ...(options.pgSettings && Object.keys(options.pgSettings).length > 0
+      ? { postgresSettingsGiven: options.pgSettings }
+      : {}),
   };
+  const placement = durable ? `, ${databasePlacement()}` : '';
   console.error(
-    `bench: node ${meta.node}, ${meta.cpuModel}, ${meta.cores} cores, pinning ${pinning ? 'server=cpu0 load=cpu1' : 'OFF'}; ` +
+    `bench: node ${meta.node}, ${meta.cpuModel}, ${meta.cores} cores, pinning ${pinning ? `server=cpu0 load=cpu1${placement}` : 'OFF'}; ` +
       `${options.connections} connections, ${options.warmup}s warm-up + ${options.duration}s per scenario`,
   );
   if (meta.loadAverageAtStart[0] > 0.5) {
@@ -960,12 +1292,24 @@ async function main() {
 
   console.log(`\nARP Run Coordinator benchmark, ${meta.date}`);
   console.log(
-    `node ${meta.node} | ${meta.cpuModel} | ${meta.cores} cores | pinning: ${pinning ? 'service cpu0, load generator cpu1' : 'NONE'} | ` +
-      `${options.connections} connections | ${options.warmup}s warm-up + ${options.duration}s measured per scenario\n`,
+    `node ${meta.node} | ${meta.cpuModel} | ${meta.cores} cores | pinning: ${pinning ? `service cpu0, load generator cpu1${placement}` : 'NONE'} | ` +
+      `${options.connections} connections | ${options.warmup}s warm-up + ${options.duration}s measured per scenario`,
   );
+  if (durable) {
+    const { version, settings } = benchStore.facts;
+    console.log(
+      `store: PostgreSQL ${version} (throwaway, data in ${meta.store.dataDirectory}), synchronous_commit=${settings.synchronous_commit}, ` +
+        `fsync=${settings.fsync} (${settings.wal_sync_method}), shared_buffers=${settings.shared_buffers}; ` +
+        `fresh schema per scenario; load average at start ${meta.loadAverageAtStart.join(' ')}`,
+    );
+  }
+  console.log('');
   printTable(results);
   console.log(
-    '\nratio = req/s / ceiling req/s; latency percentiles from 10 us buckets; CPU = share of one core during the measured window.',
+    durable
+      ? '\nsvc CPU = the service processes, db CPU = all PostgreSQL processes, each as a share of one core during the ' +
+          'measured window; together the server side. Latency percentiles from 10 us buckets.'
+      : '\nratio = req/s / ceiling req/s; latency percentiles from 10 us buckets; CPU = share of one core during the measured window.',
   );
   if (results['get-auth']?.vsGet) {
     console.log("get-auth: 'x auth off' = its req/s / get's req/s in the same round (notes).");
@@ -989,8 +1333,9 @@ async function main() {
   const contended = Object.keys(results).filter((name) => results[name].contended);
   if (contended.length > 0) {
     console.log(
-      `\nWARNING: the server used less than 85% of its core in ${contended.join(', ')} although neither it nor the ` +
-        'load generator was saturated: other processes were competing for the CPUs. Re-run on an idle machine.',
+      `\nWARNING: the server${durable ? ' side' : ''} used less than 85% of a core in ${contended.join(', ')} although ` +
+        'the load generator was not saturated: other processes were competing for the CPUs' +
+        `${durable ? ', or the server side waited for the disk' : ''}. Re-run on an idle machine.`,
     );
   }
 
@@ -1002,9 +1347,14 @@ async function main() {
   meta.loadAverageAtEnd = os.loadavg().map((v) => Math.round(v * 100) / 100);
   const report = { ok: failures.length === 0, failures, meta, scenarios: results, targets, memory };
   const json = `${JSON.stringify(report, null, 2)}\n`;
-  writeFileSync(join(resultsDir, 'latest.json'), json);
-  writeFileSync(join(resultsDir, `bench-${meta.date.replaceAll(':', '-').replace(/\..+$/, '')}.json`), json);
-  console.log('\nwrote bench-results/latest.json');
+  // The durable run has a file of its own, so that it does not replace the memory store's.
+  const suffix = durable ? '-postgres' : '';
+  writeFileSync(join(resultsDir, `latest${suffix}.json`), json);
+  writeFileSync(
+    join(resultsDir, `bench${suffix}-${meta.date.replaceAll(':', '-').replace(/\..+$/, '')}.json`),
+    json,
+  );
+  console.log(`\nwrote bench-results/latest${suffix}.json`);
 
   if (failures.length > 0) {
     console.error('\nFAILED: every request must succeed; the numbers above are not valid.');

@@ -2,6 +2,9 @@
 // It receives the scenario over IPC, does its own (unmeasured) setup over HTTP, runs a warm-up that
 // is thrown away, then the measured run, and sends back one result message. It tells the parent when
 // the measured window starts and ends so the parent can sample the server's CPU time.
+//
+// `task.urls` lists the service processes under test (several share one database): the load is
+// spread over them, connection by connection; setup traffic goes to the first.
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { Pool, request } from 'undici';
@@ -57,7 +60,8 @@ function cannonStats(result) {
 
 /** Warm-up (discarded) then the measured autocannon run with the same request factory. */
 async function measureCannon(task, requests, afterWarmup) {
-  const base = { url: task.url, connections: task.connections };
+  // autocannon gives connection i to urls[i % urls.length].
+  const base = { url: task.urls, connections: task.connections };
   const warm = await cannon({ ...base, duration: task.warmup, requests: requests() });
   const warmStats = cannonStats(warm);
   if (afterWarmup) await afterWarmup(warmStats);
@@ -112,7 +116,12 @@ async function createScenario(task) {
   };
 }
 
-/** `count` fresh queued NodeRuns, 1,000 per Run under its composite root. */
+/**
+ * `count` fresh queued NodeRuns, 1,000 per Run under its composite root, in round-robin order over
+ * the Runs: consecutive requests complete NodeRuns of different Runs, as the create scenarios spread
+ * over their parents. (In Run order, the 50 requests in flight would all wait for one Run, whose
+ * decisions a durable store commits one after the other.)
+ */
 async function queuedPool(url, count, label) {
   const client = new SetupClient(url, 4);
   const perRun = 1000;
@@ -124,7 +133,9 @@ async function queuedPool(url, count, label) {
     return nodeRuns.map((nodeRun) => nodeRun.node_run_id);
   });
   await client.close();
-  return { ids: batches.flat(), seconds: (performance.now() - t0) / 1000 };
+  const ids = [];
+  for (let i = 0; i < perRun; i++) for (const batch of batches) if (i < batch.length) ids.push(batch[i]);
+  return { ids, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** POST /v1/node-runs/{id}:complete, each request on a different queued NodeRun. */
@@ -171,9 +182,9 @@ async function completeScenario(task) {
 
 /** start -> create one child -> complete child -> complete root, `connections` loops in parallel. */
 async function cycleScenario(task) {
-  const pool = new Pool(task.url, { connections: task.connections, pipelining: 1 });
+  const pools = task.urls.map((url) => new Pool(url, { connections: task.connections, pipelining: 1 }));
   const counts = { cycles: 0, requests: 0, non2xx: 0, errors: 0, statusCodes: {} };
-  const call = async (method, path, body, expect) => {
+  const call = async (pool, method, path, body, expect) => {
     const res = await pool.request({ method, path, headers: JSON_HEADERS, body });
     counts.requests += 1;
     counts.statusCodes[res.statusCode] = (counts.statusCodes[res.statusCode] ?? 0) + 1;
@@ -186,26 +197,28 @@ async function cycleScenario(task) {
   };
   const startBody = startRunBody({ question: 'What changed this quarter?' });
   let seq = 0;
-  const cycle = async () => {
-    const run = await call('POST', '/v1/runs', startBody, 200);
+  /** One cycle, every request of it on `pool` (a loop stays with one service process). */
+  const cycle = async (pool) => {
+    const run = await call(pool, 'POST', '/v1/runs', startBody, 200);
     const i = seq++;
     const childBody = JSON.stringify({
       run_id: run.run_id,
       parent_node_run_id: run.root_node_run_id,
       node_runs: [{ node_type_ref: CHILD_TYPE, inputs: realisticInputs(i) }],
     });
-    const { node_runs: children } = await call('POST', '/v1/node-runs', childBody, 200);
-    await call('POST', `/v1/node-runs/${children[0].node_run_id}:complete`, COMPLETE_BODY, 204);
-    await call('POST', `/v1/node-runs/${run.root_node_run_id}:complete`, COMPLETE_ROOT_BODY, 204);
+    const { node_runs: children } = await call(pool, 'POST', '/v1/node-runs', childBody, 200);
+    await call(pool, 'POST', `/v1/node-runs/${children[0].node_run_id}:complete`, COMPLETE_BODY, 204);
+    await call(pool, 'POST', `/v1/node-runs/${run.root_node_run_id}:complete`, COMPLETE_ROOT_BODY, 204);
   };
   const loop = async (seconds, histogram) => {
     const deadline = performance.now() + seconds * 1000;
     let completed = 0;
-    const lane = async () => {
+    const lane = async (_, laneIndex) => {
+      const pool = pools[laneIndex % pools.length];
       while (performance.now() < deadline) {
         const t0 = performance.now();
         try {
-          await cycle();
+          await cycle(pool);
         } catch (error) {
           if (!String(error.message).includes(' -> ')) counts.errors += 1;
           if (counts.errors + counts.non2xx > 1000) throw error;
@@ -234,7 +247,7 @@ async function cycleScenario(task) {
   const wallMs = performance.now() - t0;
   const used = process.cpuUsage(cpu);
   await phase('measure-end');
-  await pool.close();
+  await Promise.all(pools.map((pool) => pool.close()));
   const cyclesPerSecond = measured.completed / task.duration;
   return {
     // HTTP requests/s of completed cycles (4 per cycle), comparable with the other rows.
@@ -274,12 +287,15 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
  */
 async function lifecycleScenario(task) {
   // headers/body timeouts bound every request, including a follow stream whose Run never ends.
-  const pool = new Pool(task.url, {
-    connections: task.connections,
-    pipelining: 1,
-    headersTimeout: 10_000,
-    bodyTimeout: 10_000,
-  });
+  const pools = task.urls.map(
+    (url) =>
+      new Pool(url, {
+        connections: task.connections,
+        pipelining: 1,
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      }),
+  );
   const ae = async (method, path) => {
     const res = await request(`${task.aeUrl}${path}`, { method });
     if (res.statusCode >= 300) throw new Error(`AE ${method} ${path} -> ${res.statusCode}`);
@@ -295,7 +311,7 @@ async function lifecycleScenario(task) {
     statusCodes: {},
   };
   let badRunSample;
-  const call = async (method, path, body) => {
+  const call = async (pool, method, path, body) => {
     const res = await pool.request({ method, path, headers: body ? JSON_HEADERS : {}, body });
     counts.requests += 1;
     counts.statusCodes[res.statusCode] = (counts.statusCodes[res.statusCode] ?? 0) + 1;
@@ -308,13 +324,16 @@ async function lifecycleScenario(task) {
     return text;
   };
   let seq = 0;
-  /** One Run; returns its timings, or undefined when the Run did not end as expected. */
-  const lifecycle = async () => {
+  /**
+   * One Run, started on `starter` and followed on `follower` (the same service process or another
+   * one); returns its timings, or undefined when the Run did not end as expected.
+   */
+  const lifecycle = async (starter, follower) => {
     const body = JSON.stringify({ root_node_type_ref: CHILD_TYPE, input: realisticInputs(seq++) });
     const t0 = performance.now();
-    const run = JSON.parse(await call('POST', '/v1/runs', body));
+    const run = JSON.parse(await call(starter, 'POST', '/v1/runs', body));
     const tStarted = performance.now();
-    const stream = await call('GET', `/v1/runs/${run.run_id}/events?follow=true`);
+    const stream = await call(follower, 'GET', `/v1/runs/${run.run_id}/events?follow=true`);
     const t1 = performance.now();
     const events = stream
       .split('\n')
@@ -341,12 +360,18 @@ async function lifecycleScenario(task) {
   const loop = async (seconds, samples) => {
     const deadline = performance.now() + seconds * 1000;
     let completed = 0;
-    const lane = async () => {
+    // With several service processes, loop i starts its Runs on process i mod n, and follows every
+    // other Run there and the others on the next process: like a load balancer that spreads requests,
+    // half of the streams learn of the Run's end from another process (LISTEN/NOTIFY).
+    const lane = async (_, laneIndex) => {
+      let runs = 0;
       while (performance.now() < deadline) {
         counts.runs += 1;
+        const starter = laneIndex % pools.length;
+        const follower = (laneIndex + runs++) % pools.length;
         let sample;
         try {
-          sample = await lifecycle();
+          sample = await lifecycle(pools[starter], pools[follower]);
         } catch (error) {
           if (TIMEOUT_CODES.has(error?.code)) counts.timeouts += 1;
           else if (!String(error?.message).includes(' -> ')) counts.errors += 1;
@@ -385,7 +410,7 @@ async function lifecycleScenario(task) {
   const wallMs = performance.now() - t0;
   const used = process.cpuUsage(cpu);
   await phase('measure-end');
-  await pool.close();
+  await Promise.all(pools.map((pool) => pool.close()));
 
   const aeReport = await ae('GET', '/_bench/timings');
   const added = new Histogram();
@@ -433,6 +458,7 @@ async function lifecycleScenario(task) {
       badRequests: aeReport.badRequests,
       unexpected: aeReport.unexpected,
       duplicates: aeReport.duplicates,
+      executesBy: aeReport.executesBy,
     },
     clientCpuPercent: ((used.user + used.system) / 1000 / wallMs) * 100,
     warmup: {

@@ -5,8 +5,11 @@
 //
 // For each execute it records its own handling time, from the `request` event (headers parsed) to
 // `res.end()` (response handed to the socket), keyed by node_run_id. The load generator subtracts
-// it from each NodeRun's end-to-end time. Bench-only endpoints (never called by the coordinator):
-//   GET  /_bench/timings  -> {executes, badRequests, unexpected, duplicates, timingsMs: {id: ms}}
+// it from each NodeRun's end-to-end time. Several coordinator instances can share it, each with its
+// own path prefix in RC_ATOMIC_EXECUTOR_URL (`/i1/v1/atomic-node-runs:execute`, …); executes are
+// counted per prefix ('' for none). Bench-only endpoints (never called by the coordinator):
+//   GET  /_bench/timings  -> {executes, executesBy: {prefix: n}, badRequests, unexpected, duplicates,
+//                             timingsMs: {id: ms}}
 //   POST /_bench/reset    -> clears the counters and timings (after the warm-up)
 //   GET  /v1/health       -> 200, for the readiness check
 // Usage: node trivial-ae.mjs --port P
@@ -20,10 +23,12 @@ function arg(name) {
 }
 
 const port = Number(arg('port'));
-const EXECUTE_PATH = '/v1/atomic-node-runs:execute';
+/** An execute, optionally under one path segment naming the instance that sent it. */
+const EXECUTE_PATH = /^(\/[A-Za-z0-9_-]+)?\/v1\/atomic-node-runs:execute$/;
 
 let timings = new Map();
-let counts = { executes: 0, badRequests: 0, unexpected: 0, duplicates: 0 };
+const freshCounts = () => ({ executes: 0, executesBy: {}, badRequests: 0, unexpected: 0, duplicates: 0 });
+let counts = freshCounts();
 
 function sendJson(res, status, value) {
   const body = JSON.stringify(value);
@@ -31,7 +36,7 @@ function sendJson(res, status, value) {
   res.end(body);
 }
 
-function execute(req, res, t0) {
+function execute(req, res, t0, prefix) {
   const chunks = [];
   req.on('data', (chunk) => chunks.push(chunk));
   req.on('end', () => {
@@ -49,6 +54,7 @@ function execute(req, res, t0) {
     sendJson(res, 200, { node_run_id: id, state: 'succeeded', outputs: { ok: true } });
     const ms = performance.now() - t0;
     counts.executes += 1;
+    counts.executesBy[prefix] = (counts.executesBy[prefix] ?? 0) + 1;
     if (timings.has(id)) counts.duplicates += 1;
     timings.set(id, ms);
   });
@@ -56,7 +62,8 @@ function execute(req, res, t0) {
 
 const server = createServer((req, res) => {
   const t0 = performance.now();
-  if (req.method === 'POST' && req.url === EXECUTE_PATH) return execute(req, res, t0);
+  const executePath = req.method === 'POST' ? EXECUTE_PATH.exec(req.url) : null;
+  if (executePath) return execute(req, res, t0, executePath[1] ?? '');
   req.resume();
   if (req.method === 'GET' && req.url === '/v1/health') return sendJson(res, 200, { status: 'ok' });
   if (req.method === 'GET' && req.url === '/_bench/timings') {
@@ -64,7 +71,7 @@ const server = createServer((req, res) => {
   }
   if (req.method === 'POST' && req.url === '/_bench/reset') {
     timings = new Map();
-    counts = { executes: 0, badRequests: 0, unexpected: 0, duplicates: 0 };
+    counts = freshCounts();
     res.writeHead(204).end();
     return;
   }
