@@ -129,7 +129,13 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const store =
     deps.store ??
     (database
-      ? await openPostgresStore(database, { now, onError: onBackgroundError })
+      ? await openPostgresStore(database, {
+          now,
+          dispatching: Boolean(
+            options.orchestration.services.atomicExecutor || options.orchestration.services.compositeExecutor,
+          ),
+          onError: onBackgroundError,
+        })
       : new MemoryStore({
           maxFinishedRuns: options.maxFinishedRuns,
           onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),

@@ -277,6 +277,10 @@ export class Coordinator {
     await this.#execution.close(this.#reconciler !== undefined);
     await this.#reconciler?.close();
     await this.#released;
+    // What is still executing now is lost; the other processes may recover it at once.
+    await this.store.recovery
+      ?.endLease()
+      .catch((error) => this.#onBackgroundError(error, 'ending the lease'));
   }
 
   async #locate(nodeRunId: string): Promise<string> {

@@ -64,7 +64,7 @@ export interface NodeRunRef {
  * what was owed but not done, any process can find and finish. Times are epoch milliseconds.
  */
 export interface Recovery {
-  /** Extends the lease on every NodeRun this process holds. */
+  /** Extends this process's lease, which covers every NodeRun it holds (and starts it, the first time). */
   renewLeases(): Promise<void>;
   /** Takes queued NodeRuns that nobody holds (their process stopped); this process dispatches them. */
   adoptQueued(limit: number): Promise<NodeRunRef[]>;
@@ -78,6 +78,8 @@ export interface Recovery {
   dueEffects(limit: number): Promise<(EndedExecution & { readonly attempts: number })[]>;
   /** Lets go of the queued NodeRuns this process holds, so that others dispatch them at once. */
   releaseQueued(): Promise<void>;
+  /** Ends this process's lease: whatever it still holds is the others' to recover at once. */
+  endLease(): Promise<void>;
   /** Deletes up to `limit` Runs that finished before `before`; returns how many it deleted. */
   sweep(before: number, limit: number): Promise<number>;
 }

@@ -176,8 +176,10 @@ describe('a coordinator process killed with SIGKILL', { timeout: 90_000 }, () =>
     const now = async () =>
       h
         .query<{ state: string; owner: string | null; lease_ms_left: string | null }>(
-          `SELECT state, owner, lease_expires_at - (extract(epoch from clock_timestamp()) * 1000)::bigint
-                AS lease_ms_left FROM "${h.schema}".node_runs WHERE node_run_id = $1`,
+          `SELECT n.state, n.owner, i.lease_expires_at - (extract(epoch from clock_timestamp()) * 1000)::bigint
+                AS lease_ms_left
+             FROM "${h.schema}".node_runs n LEFT JOIN "${h.schema}".instances i ON i.instance_id = n.owner
+            WHERE n.node_run_id = $1`,
           [roots[0]],
         )
         .then(async ([lost]) => ({ lost, queued: (await getNodeRun(again.url, roots[1]!)).state }));

@@ -39,7 +39,13 @@ export function openDatabase(options: DatabaseOptions): Database {
     statement_timeout: options.statementTimeoutMs,
     application_name: 'arp-run-coordinator',
   };
-  const pool = new pg.Pool({ ...config, max: options.poolSize, connectionTimeoutMillis: 10_000 });
+  // Pipelined: the writes of a batch and its COMMIT go out back to back, not one round trip each.
+  const pool = new pg.Pool({
+    ...config,
+    pipeline: true,
+    max: options.poolSize,
+    connectionTimeoutMillis: 10_000,
+  });
   // An idle client whose connection dropped is removed by the pool; the next query opens another.
   pool.on('error', (error) => options.onError?.(error));
   const handlers = new Map<string, Set<Listening>>();

@@ -1,6 +1,7 @@
 /**
- * The schema, as numbered migrations applied in order (see migrate.ts). Every table carries `run_id`
- * and every decision touches the rows of one Run, so the schema can be distributed by `run_id`.
+ * The schema, as numbered migrations applied in order (see migrate.ts). Every table of Run data
+ * carries `run_id` and every decision touches the rows of one Run, so the schema can be distributed
+ * by `run_id` (`instances`, one row per process, is not Run data).
  * Times the coordinator reasons about (deadlines, leases, retries) are epoch milliseconds from the
  * coordinator's clock, not the database's, so that every instance and every test agrees on them.
  * `{schema}` is replaced by the quoted schema name.
@@ -55,9 +56,9 @@ CREATE TABLE {schema}.node_runs (
   ended_by_coordinator    boolean NOT NULL,
   assignment_token_hash   text,
   deadline_at             bigint,
-  -- The instance dispatching it (queued) or waiting for its execution (running atomic), until the lease ends.
+  -- The process dispatching it (queued) or waiting for its execution (running atomic), for as long
+  -- as that process's lease in instances lasts.
   owner                   text,
-  lease_expires_at        bigint,
   PRIMARY KEY (run_id, node_run_id)
 );
 CREATE UNIQUE INDEX node_runs_id ON {schema}.node_runs (node_run_id) INCLUDE (run_id);
@@ -67,10 +68,8 @@ CREATE UNIQUE INDEX node_runs_idempotency ON {schema}.node_runs (run_id, parent_
   WHERE idempotency_key IS NOT NULL;
 CREATE UNIQUE INDEX node_runs_assignment ON {schema}.node_runs (assignment_token_hash)
   WHERE assignment_token_hash IS NOT NULL;
-CREATE INDEX node_runs_leases ON {schema}.node_runs (lease_expires_at)
-  WHERE state IN ('queued', 'running') AND lease_expires_at IS NOT NULL;
-CREATE INDEX node_runs_owner ON {schema}.node_runs (owner)
-  WHERE state IN ('queued', 'running') AND owner IS NOT NULL;
+CREATE INDEX node_runs_queued ON {schema}.node_runs (owner) WHERE state = 'queued';
+CREATE INDEX node_runs_executing ON {schema}.node_runs (owner) WHERE state = 'running' AND kind = 'atomic';
 CREATE INDEX node_runs_deadline ON {schema}.node_runs (deadline_at)
   WHERE state = 'running' AND deadline_at IS NOT NULL;
 
@@ -81,6 +80,14 @@ CREATE TABLE {schema}.run_events (
   -- The event exactly as served, one NDJSON line without its newline.
   line        text NOT NULL,
   PRIMARY KEY (run_id, seq)
+);
+
+-- The processes sharing the schema, each holding what it dispatches and executes for as long as it
+-- renews its lease here. Not per Run: one row per process (a reference table when distributed).
+CREATE TABLE {schema}.instances (
+  instance_id      text PRIMARY KEY,
+  lease_expires_at bigint NOT NULL,
+  started_at       timestamptz NOT NULL DEFAULT now()
 );
 
 -- Effects committed with the decision that caused them and carried out afterwards; a row stays

@@ -10,7 +10,7 @@ import { PostgresStore } from './store.js';
 
 export async function openPostgresStore(
   settings: DatabaseSettings,
-  options: { now: () => number; onError: (error: unknown, context: string) => void },
+  options: { now: () => number; dispatching: boolean; onError: (error: unknown, context: string) => void },
 ): Promise<PostgresStore> {
   const db = openDatabase({
     url: settings.url,
@@ -27,6 +27,7 @@ export async function openPostgresStore(
       now: options.now,
       leaseTtlMs: settings.leaseTtlMs,
       ownsDatabase: true,
+      dispatching: options.dispatching,
       onListenerError: (error) => options.onError(error, 'event listener'),
     });
     await store.start();

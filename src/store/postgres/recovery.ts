@@ -28,13 +28,12 @@ export class PostgresRecovery implements Recovery {
 
   async renewLeases(): Promise<void> {
     const { pool, sql, instanceId, now, leaseTtlMs } = this.#options;
-    await pool.query(sql.renewLeases, [instanceId, now() + leaseTtlMs]);
+    await pool.query(sql.renewLease, [instanceId, now() + leaseTtlMs]);
   }
 
   async adoptQueued(limit: number): Promise<NodeRunRef[]> {
-    const { pool, sql, instanceId, now, leaseTtlMs } = this.#options;
-    const at = now();
-    const { rows } = await pool.query<RefRow>(sql.adoptQueued, [instanceId, at + leaseTtlMs, at, limit]);
+    const { pool, sql, instanceId, now } = this.#options;
+    const { rows } = await pool.query<RefRow>(sql.adoptQueued, [instanceId, now(), limit]);
     return rows.map(ref);
   }
 
@@ -74,6 +73,11 @@ export class PostgresRecovery implements Recovery {
   async releaseQueued(): Promise<void> {
     const { pool, sql, instanceId } = this.#options;
     await pool.query(sql.releaseQueued, [instanceId]);
+  }
+
+  async endLease(): Promise<void> {
+    const { pool, sql, instanceId } = this.#options;
+    await pool.query(sql.endLease, [instanceId]);
   }
 
   async sweep(before: number, limit: number): Promise<number> {

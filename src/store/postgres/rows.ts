@@ -68,11 +68,10 @@ export function nodeRunRecord(row: NodeRunRow): NodeRunRecord {
   };
 }
 
-/** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from an instance. */
+/** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from a process. */
 export interface Ownership {
   readonly set: boolean;
   readonly owner: string | null;
-  readonly leaseExpiresAt: number | null;
 }
 
 /** A NodeRun record as one element of the jsonb array the insert and update statements read. */
@@ -96,6 +95,5 @@ export function nodeRunParam(record: NodeRunRecord, ownership: Ownership) {
     deadline_at: record.deadlineAt ?? null,
     set_owner: ownership.set,
     owner: ownership.owner,
-    lease_expires_at: ownership.leaseExpiresAt,
   };
 }

@@ -55,19 +55,28 @@ export function statements(schema: string) {
   const s = quoteIdent(schema);
   return nameAll(schema, {
     effectDone: `DELETE FROM ${s}.outbox WHERE run_id = $1 AND effect_id = $2`,
-    renewLeases: `
-      UPDATE ${s}.node_runs SET lease_expires_at = $2 WHERE owner = $1 AND ${LIVE}`,
+    /** This process's lease: one row, whatever it holds. */
+    renewLease: `
+      INSERT INTO ${s}.instances (instance_id, lease_expires_at) VALUES ($1, $2)
+      ON CONFLICT (instance_id) DO UPDATE SET lease_expires_at = EXCLUDED.lease_expires_at`,
+    endLease: `DELETE FROM ${s}.instances WHERE instance_id = $1`,
+    /** Queued NodeRuns held by nobody, or by a process whose lease ended; taken without waiting. */
     adoptQueued: `
-      UPDATE ${s}.node_runs n SET owner = $1, lease_expires_at = $2
-        FROM (SELECT run_id, node_run_id FROM ${s}.node_runs
-               WHERE state = 'queued' AND lease_expires_at < $3
-               ORDER BY lease_expires_at LIMIT $4 FOR UPDATE SKIP LOCKED) q
+      UPDATE ${s}.node_runs n SET owner = $1
+        FROM (SELECT q.run_id, q.node_run_id FROM ${s}.node_runs q
+                LEFT JOIN ${s}.instances i ON i.instance_id = q.owner
+               WHERE q.state = 'queued' AND q.owner IS DISTINCT FROM $1
+                 AND (i.instance_id IS NULL OR i.lease_expires_at < $2)
+               LIMIT $3 FOR UPDATE OF q SKIP LOCKED) q
        WHERE n.run_id = q.run_id AND n.node_run_id = q.node_run_id
       RETURNING n.run_id, n.node_run_id`,
+    /** Atomic executions whose waiting process's lease ended (or that nobody waits for). */
     lostExecutions: `
-      SELECT run_id, node_run_id FROM ${s}.node_runs
-       WHERE state = 'running' AND kind = 'atomic' AND lease_expires_at < $1
-       ORDER BY lease_expires_at LIMIT $2`,
+      SELECT n.run_id, n.node_run_id FROM ${s}.node_runs n
+        LEFT JOIN ${s}.instances i ON i.instance_id = n.owner
+       WHERE n.state = 'running' AND n.kind = 'atomic'
+         AND (i.instance_id IS NULL OR i.lease_expires_at < $1)
+       LIMIT $2`,
     nodeRunDeadlines: `
       SELECT run_id, node_run_id, deadline_at FROM ${s}.node_runs
        WHERE state = 'running' AND deadline_at < $1 ORDER BY deadline_at LIMIT $2`,
@@ -82,7 +91,10 @@ export function statements(schema: string) {
        WHERE o.run_id = d.run_id AND o.effect_id = d.effect_id
       RETURNING o.run_id, o.effect_id, o.node_run_id, o.executor_kind, o.attempts`,
     releaseQueued: `
-      UPDATE ${s}.node_runs SET owner = NULL, lease_expires_at = 0 WHERE owner = $1 AND state = 'queued'`,
+      UPDATE ${s}.node_runs n SET owner = NULL
+        FROM (SELECT run_id, node_run_id FROM ${s}.node_runs WHERE state = 'queued' AND owner = $1
+               FOR UPDATE SKIP LOCKED) q
+       WHERE n.run_id = q.run_id AND n.node_run_id = q.node_run_id`,
     finishedBefore: `
       SELECT run_id FROM ${s}.runs WHERE state <> 'running' AND ended_at < $1 ORDER BY ended_at LIMIT $2`,
     deleteRun: [

@@ -42,6 +42,11 @@ export interface PostgresStoreOptions {
   readonly ownsDatabase?: boolean;
   /** Batches of decisions committed at once (each holds a connection); default 4. */
   readonly batchConcurrency?: number;
+  /**
+   * Whether this process dispatches the NodeRuns it creates (default true). Those of a process that
+   * does not are held by nobody, so that any dispatching process takes them.
+   */
+  readonly dispatching?: boolean;
 }
 
 /** Runs whose last announced seq is remembered. */
@@ -57,6 +62,7 @@ export class PostgresStore implements Store {
   readonly #leaseTtlMs: number;
   readonly #effectGraceMs: number;
   readonly #ownsDatabase: boolean;
+  readonly #dispatching: boolean;
   readonly recovery: PostgresRecovery;
   #unlisten: Promise<() => Promise<void>> | undefined;
   /** Highest seq announced per Run, for the most recently announced Runs (insertion order). */
@@ -83,6 +89,7 @@ export class PostgresStore implements Store {
     this.#leaseTtlMs = options.leaseTtlMs ?? 30_000;
     this.#effectGraceMs = options.effectGraceMs ?? 10_000;
     this.#ownsDatabase = options.ownsDatabase ?? false;
+    this.#dispatching = options.dispatching ?? true;
     this.#committer = new Committer({
       pool: this.#db.pool,
       schema: this.#schema,
@@ -94,7 +101,7 @@ export class PostgresStore implements Store {
           schema: this.#schema,
           instanceId: this.#instanceId,
           now,
-          leaseTtlMs: this.#leaseTtlMs,
+          dispatching: this.#dispatching,
           effectsDue: now + this.#effectGraceMs,
           channel: this.#channel,
           statement: (shape) => this.#writeStatement(shape),
@@ -130,8 +137,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Starts listening for other instances' commits. */
+  /** Takes this process's lease and starts listening for other instances' commits. */
   async start(): Promise<void> {
+    await this.recovery.renewLeases();
     this.#unlisten ??= this.#db.listen(
       this.#channel,
       (payload) => this.#notified(payload),

@@ -36,7 +36,7 @@ export interface WriteStatement extends Statement {
 const NODE_RECORDSET = `x(node_run_id text, parent_node_run_id text, state text, kind text, doc jsonb,
   depth integer, constraints jsonb, child_count integer, rounds integer, idempotency_key text,
   idempotency_fingerprint text, completion_fingerprint text, ended_by_coordinator boolean,
-  assignment_token_hash text, deadline_at bigint, set_owner boolean, owner text, lease_expires_at bigint)`;
+  assignment_token_hash text, deadline_at bigint, set_owner boolean, owner text)`;
 
 export function writeStatement(schema: string, shape: WriteShape): WriteStatement {
   const s = quoteIdent(schema);
@@ -61,7 +61,7 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
          WHERE n.run_id = ${run} AND n.state IN ('queued', 'running'))`);
     ctes.push(`cascaded AS (
         UPDATE ${s}.node_runs n
-           SET state = 'canceled', ended_by_coordinator = true, owner = NULL, lease_expires_at = NULL,
+           SET state = 'canceled', ended_by_coordinator = true, owner = NULL,
                deadline_at = NULL,
                doc = n.doc || jsonb_build_object('state', 'canceled', 'ended_at', ${p('cascade_time', '::text')},
                      'extensions', coalesce(n.doc -> 'extensions', '{}'::jsonb)
@@ -105,10 +105,10 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
         INSERT INTO ${s}.node_runs (run_id, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints,
                                     child_count, rounds, idempotency_key, idempotency_fingerprint,
                                     completion_fingerprint, ended_by_coordinator, assignment_token_hash,
-                                    deadline_at, owner, lease_expires_at)
+                                    deadline_at, owner)
         SELECT ${run}, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints, child_count, rounds,
                idempotency_key, idempotency_fingerprint, completion_fingerprint, ended_by_coordinator,
-               assignment_token_hash, deadline_at, owner, lease_expires_at
+               assignment_token_hash, deadline_at, owner
           FROM jsonb_to_recordset(${p('created', '::jsonb')}) AS ${NODE_RECORDSET}
         RETURNING 1)`);
   }
@@ -118,10 +118,11 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
            SET state = x.state, kind = x.kind, doc = x.doc, child_count = x.child_count, rounds = x.rounds,
                completion_fingerprint = x.completion_fingerprint, ended_by_coordinator = x.ended_by_coordinator,
                assignment_token_hash = x.assignment_token_hash, deadline_at = x.deadline_at,
-               owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END,
-               lease_expires_at = CASE WHEN x.set_owner THEN x.lease_expires_at ELSE n.lease_expires_at END
+               owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END
           FROM jsonb_to_recordset(${p('updated', '::jsonb')}) AS ${NODE_RECORDSET}
-         WHERE n.run_id = ${run} AND n.node_run_id = x.node_run_id
+         -- The ids again as an array, so that the rows are found by their key, not by reading the Run.
+         WHERE n.run_id = ${run} AND n.node_run_id = ANY(${p('updated_ids', '::text[]')})
+           AND n.node_run_id = x.node_run_id
         RETURNING 1)`);
   }
   if (shape.events) {
@@ -160,7 +161,8 @@ export interface WriterContext {
   readonly schema: string;
   readonly instanceId: string;
   readonly now: number;
-  readonly leaseTtlMs: number;
+  /** Whether this process dispatches the NodeRuns it creates (it holds them until it does). */
+  readonly dispatching: boolean;
   /** When an owed effect becomes due for the other processes. */
   readonly effectsDue: number;
   /** The notification channel of the schema. */
@@ -192,10 +194,9 @@ export interface WriteRow {
   readonly ended: readonly { node_run_id: string; kind: string | null; effect_id: string }[];
 }
 
-const NOT_OWNED: Ownership = { set: false, owner: null, leaseExpiresAt: null };
-const RELEASED: Ownership = { set: true, owner: null, leaseExpiresAt: null };
-/** A queued NodeRun nobody holds: its lease ended long ago, so any instance adopts it at once. */
-const UNHELD: Ownership = { set: true, owner: null, leaseExpiresAt: 0 };
+const NOT_OWNED: Ownership = { set: false, owner: null };
+/** Held by nobody: a queued NodeRun that any dispatching process may adopt, or a finished one. */
+const RELEASED: Ownership = { set: true, owner: null };
 
 /**
  * Who holds a NodeRun after a change. A new queued NodeRun is held by the process that will
@@ -203,14 +204,14 @@ const UNHELD: Ownership = { set: true, owner: null, leaseExpiresAt: 0 };
  * claims stays with its executor, under its deadline; a finished one by nobody.
  */
 function ownership(ctx: WriterContext, before: NodeRunRow | undefined, after: NodeRunRecord): Ownership {
-  const held: Ownership = { set: true, owner: ctx.instanceId, leaseExpiresAt: ctx.now + ctx.leaseTtlMs };
-  if (!before) return after.nodeRun.state === 'queued' ? held : RELEASED;
+  const held: Ownership = { set: true, owner: ctx.instanceId };
+  if (!before) return after.nodeRun.state === 'queued' && ctx.dispatching ? held : RELEASED;
   const from = before.doc.state;
   const to = after.nodeRun.state;
   if (from === to) return NOT_OWNED;
   if (isTerminal(to)) return RELEASED;
   if (from === 'queued' && to === 'running') return after.nodeRun.kind === 'atomic' ? held : RELEASED;
-  return to === 'queued' ? UNHELD : NOT_OWNED;
+  return NOT_OWNED;
 }
 
 /** Everything a decision writes, as the values of its write statement. */
@@ -289,6 +290,7 @@ export function prepareWrite<T>(
     );
   }
   if (updated.length > 0) {
+    values.updated_ids = updated.map((record) => record.nodeRun.node_run_id);
     values.updated = JSON.stringify(
       updated.map((record) =>
         nodeRunParam(record, ownership(ctx, loaded.get(record.nodeRun.node_run_id), record)),
