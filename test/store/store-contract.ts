@@ -218,6 +218,25 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         expect(await store.getNodeRun(rootId)).toEqual(claimed.changes!.updated![0]);
       });
 
+      it('serves documents as the text they were written as: numbers in their short form, keys in order, also after a cascade', async () => {
+        const store = await open();
+        const inputs = { z: 1e308, a: [5e-324, -1.5e300], m: { y: '\ud800', b: null } };
+        const { runId, rootId } = await start(store, { input: inputs });
+        const [child] = (await create(store, runId, rootId, [spec('composite.c', { inputs })])).value;
+        const root = (await store.getNodeRun(rootId))!.nodeRun;
+        expect(await store.nodeRunJson(rootId)).toBe(JSON.stringify(root));
+        expect(await store.runJson(runId)).toBe(JSON.stringify((await store.getRun(runId))!.run));
+        await store.mutate(runId, RUN_ONLY, (view) =>
+          decideTerminateRun(view, { now: NOW, state: 'canceled', reason: 'run_canceled' }),
+        );
+        const ended = (await store.getNodeRun(child!.node_run_id))!.nodeRun;
+        expect(ended.state).toBe('canceled');
+        const text = await store.nodeRunJson(child!.node_run_id);
+        expect(text).toBe(JSON.stringify(ended));
+        expect(text).toContain('"z":1e+308');
+        expect(text!.length).toBeLessThan(1_000);
+      });
+
       it('keeps wire objects exactly, including unicode, nulls inside free-form data and large numbers', async () => {
         const store = await open();
         const inputs = {

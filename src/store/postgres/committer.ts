@@ -13,14 +13,8 @@ import type pg from 'pg';
 import type { Decision, Needs, RunView } from '../../core/model.js';
 import type { CommittedDecision } from '../store.js';
 import type { LockedRunRow, NodeRunRow } from './rows.js';
-import { beginBatch } from './sql.js';
-import {
-  cascadeEnded,
-  type PreparedWrite,
-  prepareWrite,
-  type WriteRow,
-  type WriterContext,
-} from './write.js';
+import { beginBatch, type Statements } from './sql.js';
+import { prepareWrite, type WriterContext } from './write.js';
 
 export interface Pending {
   readonly runId: string;
@@ -33,6 +27,7 @@ export interface Pending {
 export interface CommitterOptions {
   readonly pool: pg.Pool;
   readonly schema: string;
+  readonly sql: Statements;
   /** Batches in flight at once (each holds one connection until it commits). */
   readonly concurrency: number;
   /** Decisions per batch at most. */
@@ -119,7 +114,7 @@ export class Committer {
     const { pool, schema } = this.#options;
     const client = await pool.connect();
     let broken: Error | undefined;
-    const decided: { item: Pending; decision: Decision<unknown>; write: PreparedWrite }[] = [];
+    const decided: { item: Pending; decision: Decision<unknown>; run: LockedRunRow | undefined }[] = [];
     const thrown = new Set<Pending>();
     try {
       const reads = batch.map((item) => ({
@@ -143,22 +138,34 @@ export class Committer {
           item.reject(error);
           continue;
         }
-        decided.push({ item, decision, write: prepareWrite(context, item.runId, run, loaded, decision) });
+        decided.push({ item, decision, run });
       }
-      // Sent back to back (pipelined where the connection allows it), then one COMMIT.
-      const writes = decided.map(({ write }) =>
-        write.statement ? client.query<WriteRow>(write.statement, write.values as unknown[]) : undefined,
+      // The unfinished subtrees the decisions' cascades end, read under the same locks.
+      const cascades = await Promise.all(
+        decided.map(({ item, decision, run }) => {
+          const cascade = decision.changes?.cascade;
+          if (!cascade || !run) return [];
+          const statement = cascade.inclusive
+            ? this.#options.sql.liveSubtreeFrom
+            : this.#options.sql.liveSubtree;
+          return client
+            .query<NodeRunRow>(statement, [item.runId, cascade.from])
+            .then((result) => result.rows);
+        }),
       );
-      const settled = await Promise.allSettled([...writes, client.query('COMMIT')]);
+      const writes = decided.map(({ item, decision, run }, i) =>
+        prepareWrite(context, item.runId, run, loaded, decision, cascades[i]),
+      );
+      // Sent back to back (pipelined where the connection allows it), then one COMMIT.
+      const sent = writes.map((write) =>
+        write.statement ? client.query(write.statement, write.values as unknown[]) : undefined,
+      );
+      const settled = await Promise.allSettled([...sent, client.query('COMMIT')]);
       const failure = settled.find((result) => result.status === 'rejected');
       if (failure) throw (failure as PromiseRejectedResult).reason;
-      decided.forEach(({ item, decision, write }, i) => {
-        const answer = settled[i] as PromiseFulfilledResult<pg.QueryResult<WriteRow> | undefined>;
-        const result = {
-          ...decision,
-          committed: write.committed,
-          ended: [...cascadeEnded(item.runId, answer.value?.rows[0]), ...write.asked],
-        };
+      decided.forEach(({ item, decision }, i) => {
+        const write = writes[i]!;
+        const result = { ...decision, committed: write.committed, ended: write.ended };
         this.#options.committed(item.runId, result);
         item.resolve(result);
       });

@@ -20,8 +20,8 @@ export const MIGRATIONS: readonly Migration[] = [
 CREATE TABLE {schema}.runs (
   run_id            text PRIMARY KEY,
   state             text NOT NULL,
-  -- The Run exactly as served.
-  doc               jsonb NOT NULL,
+  -- The Run exactly as served (json keeps the text as written; jsonb would rewrite it).
+  doc               json NOT NULL,
   constraints       jsonb,
   start_fingerprint text NOT NULL,
   deadline_at       bigint,
@@ -44,8 +44,8 @@ CREATE TABLE {schema}.node_runs (
   parent_node_run_id      text,
   state                   text NOT NULL,
   kind                    text,
-  -- The NodeRun exactly as served.
-  doc                     jsonb NOT NULL,
+  -- The NodeRun exactly as served (json keeps the text as written; jsonb would rewrite it).
+  doc                     json NOT NULL,
   depth                   integer NOT NULL,
   constraints             jsonb,
   child_count             integer NOT NULL,

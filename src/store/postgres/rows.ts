@@ -67,33 +67,3 @@ export function nodeRunRecord(row: NodeRunRow): NodeRunRecord {
     ...(deadlineAt === undefined ? {} : { deadlineAt }),
   };
 }
-
-/** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from a process. */
-export interface Ownership {
-  readonly set: boolean;
-  readonly owner: string | null;
-}
-
-/** A NodeRun record as one element of the jsonb array the insert and update statements read. */
-export function nodeRunParam(record: NodeRunRecord, ownership: Ownership) {
-  const { nodeRun } = record;
-  return {
-    node_run_id: nodeRun.node_run_id,
-    parent_node_run_id: nodeRun.parent_node_run_id ?? null,
-    state: nodeRun.state,
-    kind: nodeRun.kind ?? null,
-    doc: nodeRun,
-    depth: record.depth,
-    constraints: record.constraints ?? null,
-    child_count: record.childCount,
-    rounds: record.rounds,
-    idempotency_key: record.idempotency?.key ?? null,
-    idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
-    completion_fingerprint: record.completionFingerprint ?? null,
-    ended_by_coordinator: record.endedByCoordinator,
-    assignment_token_hash: record.assignmentTokenHash ?? null,
-    deadline_at: record.deadlineAt ?? null,
-    set_owner: ownership.set,
-    owner: ownership.owner,
-  };
-}

@@ -51,9 +51,27 @@ export function beginBatch(schema: string, reads: readonly BatchRead[]): string 
   return parts.join(';\n');
 }
 
+function liveSubtree(s: string, start: 'parent_node_run_id' | 'node_run_id'): string {
+  const columns = NODE_COLUMNS.replaceAll(/\b(\w+)\b/g, (column) => `n.${column}`);
+  return `
+    WITH RECURSIVE target(node_run_id) AS (
+      SELECT node_run_id FROM ${s}.node_runs WHERE run_id = $1 AND ${start} = $2 AND ${LIVE}
+      UNION ALL
+      SELECT n.node_run_id FROM ${s}.node_runs n JOIN target t ON n.parent_node_run_id = t.node_run_id
+       WHERE n.run_id = $1 AND n.${LIVE}
+    )
+    SELECT ${columns} FROM ${s}.node_runs n JOIN target t ON t.node_run_id = n.node_run_id WHERE n.run_id = $1`;
+}
+
 export function statements(schema: string) {
   const s = quoteIdent(schema);
   return nameAll(schema, {
+    /**
+     * The unfinished NodeRuns below $2, which a cascade ends (`liveSubtreeFrom`: and $2 itself).
+     * Unfinished NodeRuns only have unfinished ancestors, so the walk never enters a finished one.
+     */
+    liveSubtree: liveSubtree(s, 'parent_node_run_id'),
+    liveSubtreeFrom: liveSubtree(s, 'node_run_id'),
     effectDone: `DELETE FROM ${s}.outbox WHERE run_id = $1 AND effect_id = $2`,
     /** This process's lease: one row, whatever it holds. */
     renewLease: `

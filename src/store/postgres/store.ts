@@ -93,12 +93,12 @@ export class PostgresStore implements Store {
     this.#committer = new Committer({
       pool: this.#db.pool,
       schema: this.#schema,
+      sql: this.#sql,
       concurrency: options.batchConcurrency ?? 4,
       maxBatch: 64,
       context: () => {
         const now = this.#now();
         return {
-          schema: this.#schema,
           instanceId: this.#instanceId,
           now,
           dispatching: this.#dispatching,
@@ -200,7 +200,7 @@ export class PostgresStore implements Store {
   }
 
   #writeStatement(shape: WriteShape): WriteStatement {
-    const key = `${shape.run}/${shape.cascade}/${+shape.created}${+shape.updated}${+shape.events}${+shape.effects}`;
+    const key = `${shape.run}/${+shape.created}${+shape.updated}${+shape.events}${+shape.effects}`;
     let statement = this.#writes.get(key);
     if (!statement) {
       statement = writeStatement(this.#schema, shape);

@@ -1,11 +1,15 @@
 /**
  * A decision's whole write as ONE statement (data-modifying CTEs): the Run's row, new and changed
- * NodeRuns, the cascade over the unfinished subtree, the events with their seq, the executor cancels
- * owed, and the notification to every instance, in one round trip. The text depends on which parts a
- * decision has (its shape); each shape is a named statement, planned once per connection.
+ * NodeRuns (those its cascade ended among them), the events with their seq, the executor cancels it
+ * owes, and the notification to every instance. The text depends on which parts a decision has (its
+ * shape); each shape is a named statement, planned once per connection.
+ *
+ * Documents (the Run and NodeRuns as served) are stored as `json`, which keeps their text exactly as
+ * written: `jsonb` would print a number such as 1e308 as 309 digits, and reorder keys. So nothing in
+ * SQL rewrites a document: a cascade's ended NodeRuns are built here, as the memory store builds them.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { terminationError } from '../../core/cascade.js';
+import { endByCoordinator } from '../../core/cascade.js';
 import {
   type Decision,
   type EndedExecution,
@@ -13,16 +17,14 @@ import {
   type NodeRunRecord,
   type RunEvent,
 } from '../../core/model.js';
-import { type LockedRunRow, type NodeRunRow, nodeRunParam, type Ownership } from './rows.js';
+import { type LockedRunRow, type NodeRunRow, nodeRunRecord } from './rows.js';
 import { quoteIdent, type Statement } from './sql.js';
 
 export interface WriteShape {
   readonly run: 'insert' | 'update' | 'counters';
-  readonly cascade: 'none' | 'inclusive' | 'exclusive';
   readonly created: boolean;
   readonly updated: boolean;
   readonly events: boolean;
-  /** Cancels the decision itself asked for (those of the cascade come with it). */
   readonly effects: boolean;
 }
 
@@ -33,10 +35,32 @@ export interface WriteStatement extends Statement {
   readonly params: readonly string[];
 }
 
-const NODE_RECORDSET = `x(node_run_id text, parent_node_run_id text, state text, kind text, doc jsonb,
-  depth integer, constraints jsonb, child_count integer, rounds integer, idempotency_key text,
-  idempotency_fingerprint text, completion_fingerprint text, ended_by_coordinator boolean,
-  assignment_token_hash text, deadline_at bigint, set_owner boolean, owner text)`;
+/** The columns of NodeRun rows, each passed as an array; `doc` travels as text and becomes json. */
+const NODE_ARRAYS: readonly [column: string, type: string][] = [
+  ['node_run_id', 'text'],
+  ['parent_node_run_id', 'text'],
+  ['state', 'text'],
+  ['kind', 'text'],
+  ['doc', 'text'],
+  ['depth', 'integer'],
+  ['constraints', 'text'],
+  ['child_count', 'integer'],
+  ['rounds', 'integer'],
+  ['idempotency_key', 'text'],
+  ['idempotency_fingerprint', 'text'],
+  ['completion_fingerprint', 'text'],
+  ['ended_by_coordinator', 'boolean'],
+  ['assignment_token_hash', 'text'],
+  ['deadline_at', 'bigint'],
+  ['set_owner', 'boolean'],
+  ['owner', 'text'],
+];
+
+/** `unnest($a::text[], $b::integer[], ...) AS x(a, b, ...)` over the NodeRun arrays of `part`. */
+function nodeRows(p: (name: string, cast?: string) => string, part: string): string {
+  const arrays = NODE_ARRAYS.map(([column, type]) => p(`${part}.${column}`, `::${type}[]`)).join(', ');
+  return `unnest(${arrays}) AS x(${NODE_ARRAYS.map(([column]) => column).join(', ')})`;
+}
 
 export function writeStatement(schema: string, shape: WriteShape): WriteStatement {
   const s = quoteIdent(schema);
@@ -48,80 +72,50 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
   };
   const run = p('run_id');
   const ctes: string[] = [];
-  const live = `${p('live')}::integer`;
-  let liveCount = live;
-
-  if (shape.cascade !== 'none') {
-    const start = shape.cascade === 'inclusive' ? 'node_run_id' : 'parent_node_run_id';
-    ctes.push(`target(node_run_id, state) AS (
-        SELECT node_run_id, state FROM ${s}.node_runs
-         WHERE run_id = ${run} AND ${start} = ${p('cascade_from')} AND state IN ('queued', 'running')
-        UNION ALL
-        SELECT n.node_run_id, n.state FROM ${s}.node_runs n JOIN target t ON n.parent_node_run_id = t.node_run_id
-         WHERE n.run_id = ${run} AND n.state IN ('queued', 'running'))`);
-    ctes.push(`cascaded AS (
-        UPDATE ${s}.node_runs n
-           SET state = 'canceled', ended_by_coordinator = true, owner = NULL,
-               deadline_at = NULL,
-               doc = n.doc || jsonb_build_object('state', 'canceled', 'ended_at', ${p('cascade_time', '::text')},
-                     'extensions', coalesce(n.doc -> 'extensions', '{}'::jsonb)
-                       || jsonb_build_object('rc.completion_error', ${p('cascade_error', '::jsonb')}))
-          FROM target t
-         WHERE n.run_id = ${run} AND n.node_run_id = t.node_run_id
-        RETURNING n.node_run_id, n.kind, t.state AS previous_state)`);
-    ctes.push(`cascade_owed AS (
-        INSERT INTO ${s}.outbox (run_id, effect_id, kind, node_run_id, executor_kind, next_attempt_at)
-        SELECT ${run}, gen_random_uuid()::text, 'cancel_execution', node_run_id, kind, ${p('effects_due', '::bigint')}
-          FROM cascaded WHERE previous_state = 'running'
-        RETURNING node_run_id, executor_kind, effect_id)`);
-    liveCount = `${live} - (SELECT count(*)::integer FROM cascaded)`;
-  }
-
-  const counters = `node_run_count = ${p('node_run_count', '::integer')}, live_count = ${liveCount},
+  const counters = `node_run_count = ${p('node_run_count', '::integer')}, live_count = ${p('live', '::integer')},
                     last_seq = ${p('last_seq', '::bigint')}`;
   if (shape.run === 'insert') {
     ctes.push(`run_row AS (
         INSERT INTO ${s}.runs (run_id, state, doc, constraints, start_fingerprint, deadline_at, steps,
                                node_run_count, live_count, last_seq, started_at, ended_at, tenant_id,
                                root_node_type_id)
-        VALUES (${run}, ${p('state')}, ${p('doc', '::jsonb')}, ${p('constraints', '::jsonb')},
+        VALUES (${run}, ${p('state')}, ${p('doc', '::json')}, ${p('constraints', '::jsonb')},
                 ${p('start_fingerprint')}, ${p('deadline_at', '::bigint')}, ${p('steps', '::integer')},
-                ${p('node_run_count', '::integer')}, ${live}, ${p('last_seq', '::bigint')},
+                ${p('node_run_count', '::integer')}, ${p('live', '::integer')}, ${p('last_seq', '::bigint')},
                 ${p('started_at', '::timestamptz')}, ${p('ended_at', '::timestamptz')}, ${p('tenant_id')},
                 ${p('root_node_type_id')})
         RETURNING 1)`);
   } else if (shape.run === 'update') {
     ctes.push(`run_row AS (
-        UPDATE ${s}.runs SET state = ${p('state')}, doc = ${p('doc', '::jsonb')},
+        UPDATE ${s}.runs SET state = ${p('state')}, doc = ${p('doc', '::json')},
                              deadline_at = ${p('deadline_at', '::bigint')}, steps = ${p('steps', '::integer')},
                              ended_at = ${p('ended_at', '::timestamptz')}, ${counters}
          WHERE run_id = ${run} RETURNING 1)`);
   } else {
     ctes.push(`run_row AS (UPDATE ${s}.runs SET ${counters} WHERE run_id = ${run} RETURNING 1)`);
   }
-
   if (shape.created) {
     ctes.push(`created AS (
         INSERT INTO ${s}.node_runs (run_id, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints,
                                     child_count, rounds, idempotency_key, idempotency_fingerprint,
                                     completion_fingerprint, ended_by_coordinator, assignment_token_hash,
                                     deadline_at, owner)
-        SELECT ${run}, node_run_id, parent_node_run_id, state, kind, doc, depth, constraints, child_count, rounds,
-               idempotency_key, idempotency_fingerprint, completion_fingerprint, ended_by_coordinator,
-               assignment_token_hash, deadline_at, owner
-          FROM jsonb_to_recordset(${p('created', '::jsonb')}) AS ${NODE_RECORDSET}
+        SELECT ${run}, node_run_id, parent_node_run_id, state, kind, doc::json, depth, constraints::jsonb,
+               child_count, rounds, idempotency_key, idempotency_fingerprint, completion_fingerprint,
+               ended_by_coordinator, assignment_token_hash, deadline_at, owner
+          FROM ${nodeRows(p, 'created')}
         RETURNING 1)`);
   }
   if (shape.updated) {
     ctes.push(`updated AS (
         UPDATE ${s}.node_runs n
-           SET state = x.state, kind = x.kind, doc = x.doc, child_count = x.child_count, rounds = x.rounds,
+           SET state = x.state, kind = x.kind, doc = x.doc::json, child_count = x.child_count, rounds = x.rounds,
                completion_fingerprint = x.completion_fingerprint, ended_by_coordinator = x.ended_by_coordinator,
                assignment_token_hash = x.assignment_token_hash, deadline_at = x.deadline_at,
                owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END
-          FROM jsonb_to_recordset(${p('updated', '::jsonb')}) AS ${NODE_RECORDSET}
-         -- The ids again as an array, so that the rows are found by their key, not by reading the Run.
-         WHERE n.run_id = ${run} AND n.node_run_id = ANY(${p('updated_ids', '::text[]')})
+          FROM ${nodeRows(p, 'updated')}
+         -- By key: the ids again as a plain array, so that the rows are looked up, not joined to the Run.
+         WHERE n.run_id = ${run} AND n.node_run_id = ANY(${p('updated.node_run_id', '::text[]')})
            AND n.node_run_id = x.node_run_id
         RETURNING 1)`);
   }
@@ -141,16 +135,9 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
                       ${p('effect_kinds', '::text[]')}) AS e(effect_id, node_run_id, executor_kind)
         RETURNING 1)`);
   }
-
-  const ended =
-    shape.cascade === 'none'
-      ? `'[]'::json`
-      : `coalesce((SELECT json_agg(json_build_object('node_run_id', node_run_id, 'kind', executor_kind,
-                                                     'effect_id', effect_id)) FROM cascade_owed), '[]'::json)`;
   const notify = shape.events ? `(SELECT pg_notify(${p('channel')}, ${p('notification')}))` : 'NULL';
-  const recursive = shape.cascade === 'none' ? '' : 'RECURSIVE ';
-  const text = `WITH ${recursive}${ctes.join(',\n     ')}
-    SELECT ${ended} AS ended, ${notify} AS notified, (SELECT count(*) FROM run_row) AS runs`;
+  const text = `WITH ${ctes.join(',\n     ')}
+    SELECT ${notify} AS notified, (SELECT count(*) FROM run_row) AS runs`;
   const key = JSON.stringify([schema, shape]);
   const name = `rcw${createHash('sha1').update(key).digest('hex').slice(0, 16)}`;
   return { name, text, params };
@@ -158,7 +145,6 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
 
 /** What a write needs to know about the process writing it. */
 export interface WriterContext {
-  readonly schema: string;
   readonly instanceId: string;
   readonly now: number;
   /** Whether this process dispatches the NodeRuns it creates (it holds them until it does). */
@@ -176,22 +162,14 @@ export interface PreparedWrite {
   readonly statement?: WriteStatement;
   readonly values: readonly unknown[];
   readonly committed: RunEvent[];
-  /** Cancels the decision asked for, with the ids of their outbox rows. */
-  readonly asked: EndedExecution[];
+  /** Executions to tell to stop (the cascade's and those the decision asked for), with their outbox ids. */
+  readonly ended: EndedExecution[];
 }
 
-/** The cancels the cascade of a write owed (one row of its statement's answer). */
-export function cascadeEnded(runId: string, row: WriteRow | undefined): EndedExecution[] {
-  return (row?.ended ?? []).map((ended) => ({
-    runId,
-    nodeRunId: ended.node_run_id,
-    kind: (ended.kind ?? undefined) as EndedExecution['kind'],
-    effectId: ended.effect_id,
-  }));
-}
-
-export interface WriteRow {
-  readonly ended: readonly { node_run_id: string; kind: string | null; effect_id: string }[];
+/** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from a process. */
+interface Ownership {
+  readonly set: boolean;
+  readonly owner: string | null;
 }
 
 const NOT_OWNED: Ownership = { set: false, owner: null };
@@ -214,46 +192,90 @@ function ownership(ctx: WriterContext, before: NodeRunRow | undefined, after: No
   return NOT_OWNED;
 }
 
-/** Everything a decision writes, as the values of its write statement. */
+/** NodeRun records as the parallel arrays of `nodeRows`, under `part.<column>`. */
+function nodeArrays(
+  values: WriteValues,
+  part: string,
+  records: readonly { record: NodeRunRecord; ownership: Ownership }[],
+): void {
+  const column = (name: string, value: (record: NodeRunRecord, ownership: Ownership) => unknown) => {
+    values[`${part}.${name}`] = records.map(({ record, ownership }) => value(record, ownership) ?? null);
+  };
+  column('node_run_id', (r) => r.nodeRun.node_run_id);
+  column('parent_node_run_id', (r) => r.nodeRun.parent_node_run_id);
+  column('state', (r) => r.nodeRun.state);
+  column('kind', (r) => r.nodeRun.kind);
+  column('doc', (r) => JSON.stringify(r.nodeRun));
+  column('depth', (r) => r.depth);
+  column('constraints', (r) => (r.constraints ? JSON.stringify(r.constraints) : null));
+  column('child_count', (r) => r.childCount);
+  column('rounds', (r) => r.rounds);
+  column('idempotency_key', (r) => r.idempotency?.key);
+  column('idempotency_fingerprint', (r) => r.idempotency?.fingerprint);
+  column('completion_fingerprint', (r) => r.completionFingerprint);
+  column('ended_by_coordinator', (r) => r.endedByCoordinator);
+  column('assignment_token_hash', (r) => r.assignmentTokenHash);
+  column('deadline_at', (r) => r.deadlineAt);
+  column('set_owner', (_r, o) => o.set);
+  column('owner', (_r, o) => o.owner);
+}
+
+/**
+ * Everything a decision writes, as the values of its write statement. `cascaded` holds the rows its
+ * cascade ends (the unfinished subtree, read in the same transaction).
+ */
 export function prepareWrite<T>(
   ctx: WriterContext,
   runId: string,
   locked: LockedRunRow | undefined,
   loaded: ReadonlyMap<string, NodeRunRow>,
   decision: Decision<T>,
+  cascaded: readonly NodeRunRow[] = [],
 ): PreparedWrite {
   const changes = decision.changes;
   const created = changes?.created ?? [];
-  const updated = changes?.updated ?? [];
   const drafts = changes?.events ?? [];
-  if (
-    !changes ||
-    (!changes.run && !changes.cascade && created.length + updated.length + drafts.length === 0)
-  ) {
-    return { values: [], committed: [], asked: [] };
+  const cascade = changes?.cascade;
+  const ended = cascade
+    ? cascaded.map((row) => ({
+        row,
+        record: endByCoordinator(nodeRunRecord(row), cascade.reason, cascade.time),
+      }))
+    : [];
+  const updated = [
+    ...(changes?.updated ?? []).map((record) => ({
+      record,
+      ownership: ownership(ctx, loaded.get(record.nodeRun.node_run_id), record),
+    })),
+    ...ended.map(({ record }) => ({ record, ownership: RELEASED })),
+  ];
+  if (!changes || (!changes.run && created.length + updated.length + drafts.length === 0)) {
+    return { values: [], committed: [], ended: [] };
   }
-  const cascade = changes.cascade && locked ? changes.cascade : undefined;
   const lastSeq = locked ? Number(locked.last_seq) : 0;
-  // Live NodeRuns before the cascade; the statement subtracts those the cascade ends.
-  let live = locked?.live_count ?? 0;
+  let live = (locked?.live_count ?? 0) - ended.length;
   for (const record of created) if (!isTerminal(record.nodeRun.state)) live += 1;
-  for (const record of updated) {
+  for (const record of changes.updated ?? []) {
     const before = loaded.get(record.nodeRun.node_run_id);
     if (before && !isTerminal(before.doc.state) && isTerminal(record.nodeRun.state)) live -= 1;
   }
   const committed: RunEvent[] = drafts.map((draft, i) => ({ run_id: runId, seq: lastSeq + i + 1, ...draft }));
   const newLastSeq = lastSeq + committed.length;
-  const asked = (decision.effects ?? []).flatMap((effect) =>
-    effect.type === 'cancel_execution' ? [{ ...effect.execution, effectId: randomUUID() }] : [],
-  );
+  const stops: EndedExecution[] = [
+    ...ended
+      .filter(({ row }) => row.doc.state === 'running')
+      .map(({ row }) => ({ runId, nodeRunId: row.node_run_id, kind: row.doc.kind })),
+    ...(decision.effects ?? []).flatMap((effect) =>
+      effect.type === 'cancel_execution' ? [effect.execution] : [],
+    ),
+  ].map((execution) => ({ ...execution, effectId: randomUUID() }));
   const run = changes.run;
   const shape: WriteShape = {
     run: run ? (locked ? 'update' : 'insert') : 'counters',
-    cascade: cascade ? (cascade.inclusive ? 'inclusive' : 'exclusive') : 'none',
     created: created.length > 0,
     updated: updated.length > 0,
     events: committed.length > 0,
-    effects: asked.length > 0,
+    effects: stops.length > 0,
   };
   const values: WriteValues = {
     run_id: runId,
@@ -262,11 +284,6 @@ export function prepareWrite<T>(
     last_seq: newLastSeq,
     effects_due: ctx.effectsDue,
   };
-  if (cascade) {
-    values.cascade_from = cascade.from;
-    values.cascade_time = cascade.time;
-    values.cascade_error = JSON.stringify(terminationError(cascade.reason));
-  }
   if (run) {
     Object.assign(values, {
       state: run.run.state,
@@ -285,18 +302,13 @@ export function prepareWrite<T>(
     });
   }
   if (created.length > 0) {
-    values.created = JSON.stringify(
-      created.map((record) => nodeRunParam(record, ownership(ctx, undefined, record))),
+    nodeArrays(
+      values,
+      'created',
+      created.map((record) => ({ record, ownership: ownership(ctx, undefined, record) })),
     );
   }
-  if (updated.length > 0) {
-    values.updated_ids = updated.map((record) => record.nodeRun.node_run_id);
-    values.updated = JSON.stringify(
-      updated.map((record) =>
-        nodeRunParam(record, ownership(ctx, loaded.get(record.nodeRun.node_run_id), record)),
-      ),
-    );
-  }
+  if (updated.length > 0) nodeArrays(values, 'updated', updated);
   if (committed.length > 0) {
     values.seqs = committed.map((e) => e.seq);
     values.event_node_run_ids = committed.map((e) => e.node_run_id ?? null);
@@ -304,11 +316,11 @@ export function prepareWrite<T>(
     values.channel = ctx.channel;
     values.notification = `${newLastSeq} ${runId}`;
   }
-  if (asked.length > 0) {
-    values.effect_ids = asked.map((e) => e.effectId);
-    values.effect_node_run_ids = asked.map((e) => e.nodeRunId);
-    values.effect_kinds = asked.map((e) => e.kind ?? null);
+  if (stops.length > 0) {
+    values.effect_ids = stops.map((e) => e.effectId);
+    values.effect_node_run_ids = stops.map((e) => e.nodeRunId);
+    values.effect_kinds = stops.map((e) => e.kind ?? null);
   }
   const statement = ctx.statement(shape);
-  return { statement, values: statement.params.map((name) => values[name] ?? null), committed, asked };
+  return { statement, values: statement.params.map((name) => values[name] ?? null), committed, ended: stops };
 }
