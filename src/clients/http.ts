@@ -245,6 +245,15 @@ export class ServiceClient {
         { max_depth: problem.maxDepth },
       );
     }
+    if (problem?.kind === 'unpaired_surrogate') {
+      throw this.#fail(
+        'invalid_response',
+        `the ${this.#title} answered with a string that is not Unicode text`,
+        {
+          character: 'unpaired surrogate',
+        },
+      );
+    }
     if (problem?.kind === 'nul_character') {
       throw this.#fail('invalid_response', `the ${this.#title} answered with a string containing U+0000`, {
         character: 'U+0000',

@@ -17,7 +17,8 @@ export const MAX_JSON_DEPTH = 128;
 export type JsonTextProblem =
   | { readonly kind: 'too_deep'; readonly maxDepth: number }
   | { readonly kind: 'out_of_range'; readonly number: string }
-  | { readonly kind: 'nul_character' };
+  | { readonly kind: 'nul_character' }
+  | { readonly kind: 'unpaired_surrogate' };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -39,6 +40,7 @@ const SAFE_PLAIN_LENGTH = 300;
  */
 export function jsonTextProblem(text: string, maxDepth = MAX_JSON_DEPTH): JsonTextProblem | undefined {
   if (hasNulEscape(text)) return { kind: 'nul_character' };
+  if (hasUnpairedSurrogate(text)) return { kind: 'unpaired_surrogate' };
   if (!hasMoreOpeningBrackets(text, maxDepth) && !MAY_OVERFLOW.test(text)) return undefined;
   return scan(text, maxDepth);
 }
@@ -62,6 +64,31 @@ function hasNulEscape(text: string): boolean {
  * other number is below 10^99 · 10^99. Matches inside strings only cost a full scan.
  */
 const MAY_OVERFLOW = /[eE][+-]?\d{3}|\d{100}/;
+
+/** `\uD800`–`\uDFFF` escapes, any case. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/g;
+
+/**
+ * Whether a string or key holds half of a surrogate pair on its own (only possible as an escape:
+ * UTF-8 cannot encode one). It is not Unicode text: stores that keep text as UTF-8 would turn
+ * every one into U+FFFD, so that two different keys would read as the same one.
+ */
+function hasUnpairedSurrogate(text: string): boolean {
+  if (!/\\u[dD][89a-fA-F]/.test(text)) return false;
+  let pendingHigh = -1;
+  for (const match of text.matchAll(SURROGATE_ESCAPE)) {
+    const at = match.index;
+    let backslashes = 1;
+    while (text.charCodeAt(at - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) continue; // an escaped backslash followed by "uD8..": plain text
+    const high = /[89abAB]/.test(match[0][3]!);
+    if (pendingHigh >= 0 && (high || at !== pendingHigh + 6)) return true;
+    if (high) pendingHigh = at;
+    else if (pendingHigh < 0 || at !== pendingHigh + 6) return true;
+    else pendingHigh = -1;
+  }
+  return pendingHigh >= 0;
+}
 
 /** Whether `text` holds more than `count` `{` and `[` (inside strings or not): depth can't exceed that. */
 function hasMoreOpeningBrackets(text: string, count: number): boolean {

@@ -55,6 +55,14 @@ function bodyError(problem: JsonTextProblem): ArpError {
       return new ArpError('invalid_request', `Request body has a number out of range: ${problem.number}`, {
         details: { number: problem.number },
       });
+    case 'unpaired_surrogate':
+      return new ArpError(
+        'invalid_request',
+        'Request body has a string with an unpaired surrogate (not Unicode text)',
+        {
+          details: { character: 'unpaired surrogate' },
+        },
+      );
     case 'nul_character':
       return new ArpError('invalid_request', 'Request body has a string containing U+0000 (NUL)', {
         details: { character: 'U+0000' },

@@ -284,3 +284,26 @@ describe('the NUL character', () => {
     expect(root.json().inputs).toEqual({ s: '\\u0000' });
   });
 });
+
+describe('unpaired surrogates', () => {
+  it.each([
+    ['a lone high surrogate', '"\\ud800"'],
+    ['a lone low surrogate', '"x\\udc00"'],
+    ['a high surrogate followed by a plain character', '"\\uD83Dx"'],
+    ['a lone surrogate in a key', '{"\\ud800":1}'],
+  ])('%s is refused (it is not Unicode text, and two of them would read as one key)', async (_name, value) => {
+    const t = await newApp();
+    const res = await post(t, '/v1/runs', `{"run_id":"sur","root_node_type_ref":${REF},"input":{"v":${value}}}`);
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'invalid_request', details: { character: 'unpaired surrogate' } });
+    expect((await t.request({ method: 'GET', url: '/v1/runs/sur' })).statusCode).toBe(404);
+  });
+
+  it('a pair written as two escapes, and an escaped backslash before "ud800", are kept as sent', async () => {
+    const t = await newApp();
+    const res = await post(t, '/v1/runs', `{"root_node_type_ref":${REF},"input":{"pair":"\\ud83d\\ude00","text":"\\\\ud800"}}`);
+    expect(res.statusCode, res.body).toBe(200);
+    const root = await t.request({ method: 'GET', url: `/v1/node-runs/${res.json().root_node_run_id}` });
+    expect(root.json().inputs).toEqual({ pair: '😀', text: '\\ud800' });
+  });
+});
