@@ -212,6 +212,89 @@ describe('bytes that are not UTF-8', () => {
   });
 });
 
+describe('escapes of characters a database may refuse to store', () => {
+  // JSON can carry U+0000 and unpaired surrogates as escapes; they parse to strings the service
+  // serves back (escaped again). Every store keeps them wherever a body can put them.
+  const NUL = 'a\u0000b';
+  const LONE = 'a\ud800b\udc00';
+  const served = async (t: TestApp, url: string) => {
+    const res = await t.request({ method: 'GET', url });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json();
+  };
+
+  type StartBody = {
+    input?: Record<string, unknown>;
+    root_node_type_ref?: ReturnType<typeof ref>;
+    run_context?: Record<string, unknown>;
+  };
+  it.each<[string, StartBody]>([
+    ['U+0000 in a key of the input', { input: { [NUL]: 1 } }],
+    ['an unpaired surrogate in the input', { input: { text: LONE } }],
+    ['an unpaired surrogate in a key of the input', { input: { [LONE]: true } }],
+    ['U+0000 in the node type id', { root_node_type_ref: ref(NUL) }],
+    ['U+0000 in the tenant id', { run_context: { tenant_id: NUL } }],
+  ])('start_run keeps %s', async (_where, body) => {
+    const t = await newApp();
+    const res = await post(
+      t,
+      '/v1/runs',
+      JSON.stringify({ root_node_type_ref: ref('a'), input: {}, ...body }),
+    );
+    expect(res.statusCode, res.body).toBe(200);
+    const run = res.json();
+    const root = await served(t, `/v1/node-runs/${run.root_node_run_id}`);
+    expect(root.inputs).toEqual(body.input ?? {});
+    expect(root.node_type_ref).toEqual(body.root_node_type_ref ?? ref('a'));
+    expect((await served(t, `/v1/runs/${run.run_id}`)).run_context).toEqual(body.run_context);
+  });
+
+  const writes = {
+    /** A child NodeRun's inputs, read back by GET. */
+    async 'NodeRun creation'(t: TestApp, text: string) {
+      const run = await startRun(t);
+      const res = await post(
+        t,
+        '/v1/node-runs',
+        JSON.stringify({
+          run_id: run.run_id,
+          parent_node_run_id: run.root_node_run_id,
+          node_runs: [{ node_type_ref: ref('atomic.a'), inputs: { [text]: text } }],
+        }),
+      );
+      expect(res.statusCode, res.body).toBe(200);
+      return (await served(t, `/v1/node-runs/${res.json().node_runs[0].node_run_id}`)).inputs;
+    },
+    /** An evaluation's details, read back from the event stream. */
+    async 'an evaluation'(t: TestApp, text: string) {
+      const run = await startRun(t);
+      const evaluation = { evaluation_result: { status: 'success', details: { [text]: text } } };
+      const url = `/v1/node-runs/${run.root_node_run_id}:evaluation`;
+      const res = await post(t, url, JSON.stringify(evaluation));
+      expect(res.statusCode, res.body).toBe(204);
+      const events = parseEvents(await eventLines(t, run.run_id));
+      return events.find((event) => event.type === 'node_evaluated')?.data?.details;
+    },
+    /** A completion's outputs, read back by GET. */
+    async 'a completion'(t: TestApp, text: string) {
+      const run = await startRun(t);
+      const url = `/v1/node-runs/${run.root_node_run_id}:complete`;
+      const res = await post(t, url, JSON.stringify({ state: 'succeeded', outputs: { [text]: text } }));
+      expect(res.statusCode, res.body).toBe(204);
+      return (await served(t, `/v1/node-runs/${run.root_node_run_id}`)).outputs;
+    },
+  };
+  const cases = Object.keys(writes).flatMap((write) => [
+    [write, 'U+0000', NUL],
+    [write, 'an unpaired surrogate', LONE],
+  ]) as [keyof typeof writes, string, string][];
+
+  it.each(cases)('%s keeps %s, in keys and values', async (write, _what, text) => {
+    const t = await newApp();
+    expect(await writes[write](t, text)).toEqual({ [text]: text });
+  });
+});
+
 describe('numbers out of range', () => {
   it.each([
     ['1e309', '1e309'],
@@ -243,6 +326,19 @@ describe('numbers out of range', () => {
     expect(res.statusCode).toBe(400);
     const root = await t.request({ method: 'GET', url: `/v1/node-runs/${run.root_node_run_id}` });
     expect(root.json().state).toBe('queued');
+  });
+
+  it('serves numbers with exponents in about as many bytes as they were sent', async () => {
+    // 1e308 written out in full is 309 digits: a body of such numbers must not come back 50 times
+    // larger from every GET.
+    const t = await newApp();
+    const list = Array.from({ length: 2_000 }, (_, i) => (i % 2 === 0 ? '1e308' : '-1e-300'));
+    const body = `{"root_node_type_ref":${REF},"input":{"list":[${list.join(',')}]}}`;
+    const res = await post(t, '/v1/runs', body);
+    expect(res.statusCode, res.body).toBe(200);
+    const root = await t.request({ method: 'GET', url: `/v1/node-runs/${res.json().root_node_run_id}` });
+    expect(root.json().inputs.list).toEqual(list.map(Number));
+    expect(root.body.length).toBeLessThan(2 * body.length);
   });
 
   it('keeps the largest and smallest finite numbers as sent', async () => {
