@@ -3,8 +3,10 @@
  * numbers that overflow to Infinity. Each is a 400 that commits nothing, and the deepest body the
  * service accepts is served back intact by GET and by the event stream.
  */
+import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/contract/json-limits.js';
+import { MemoryStore } from '../../src/store/memory.js';
 import { ref, startRun, type TestApp, useApp } from '../helpers/app.js';
 import { parseEvents } from '../helpers/ndjson.js';
 import { depthOf, nestedJson } from '../helpers/nested.js';
@@ -213,85 +215,115 @@ describe('bytes that are not UTF-8', () => {
 });
 
 describe('escapes of characters a database may refuse to store', () => {
-  // JSON can carry U+0000 and unpaired surrogates as escapes; they parse to strings the service
-  // serves back (escaped again). Every store keeps them wherever a body can put them.
+  // JSON can carry U+0000 and unpaired surrogates as escapes. Whether the service keeps such a
+  // string (and serves it back, escaped again) or refuses the body (400 invalid_request), it must
+  // answer the same on every store: the memory store is the reference.
   const NUL = 'a\u0000b';
   const LONE = 'a\ud800b\udc00';
+
+  /** What a write answered and, when it succeeded, what the service then served of it. */
+  type Outcome = { status: number; code?: string; served?: unknown };
+
   const served = async (t: TestApp, url: string) => {
     const res = await t.request({ method: 'GET', url });
     expect(res.statusCode, res.body).toBe(200);
     return res.json();
   };
+  async function send(
+    t: TestApp,
+    url: string,
+    body: unknown,
+    read: (res: LightMyRequestResponse) => Promise<unknown>,
+  ): Promise<Outcome> {
+    const res = await post(t, url, JSON.stringify(body));
+    if (res.statusCode >= 300) return { status: res.statusCode, code: res.json().error?.code };
+    return { status: res.statusCode, served: await read(res) };
+  }
 
-  type StartBody = {
-    input?: Record<string, unknown>;
-    root_node_type_ref?: ReturnType<typeof ref>;
-    run_context?: Record<string, unknown>;
-  };
-  it.each<[string, StartBody]>([
-    ['U+0000 in a key of the input', { input: { [NUL]: 1 } }],
-    ['an unpaired surrogate in the input', { input: { text: LONE } }],
-    ['an unpaired surrogate in a key of the input', { input: { [LONE]: true } }],
-    ['U+0000 in the node type id', { root_node_type_ref: ref(NUL) }],
-    ['U+0000 in the tenant id', { run_context: { tenant_id: NUL } }],
-  ])('start_run keeps %s', async (_where, body) => {
-    const t = await newApp();
-    const res = await post(
-      t,
-      '/v1/runs',
-      JSON.stringify({ root_node_type_ref: ref('a'), input: {}, ...body }),
-    );
-    expect(res.statusCode, res.body).toBe(200);
-    const run = res.json();
-    const root = await served(t, `/v1/node-runs/${run.root_node_run_id}`);
-    expect(root.inputs).toEqual(body.input ?? {});
-    expect(root.node_type_ref).toEqual(body.root_node_type_ref ?? ref('a'));
-    expect((await served(t, `/v1/runs/${run.run_id}`)).run_context).toEqual(body.run_context);
+  const startBody = (extra: Record<string, unknown>) => ({
+    root_node_type_ref: ref('a'),
+    input: {},
+    ...extra,
   });
-
-  const writes = {
-    /** A child NodeRun's inputs, read back by GET. */
-    async 'NodeRun creation'(t: TestApp, text: string) {
-      const run = await startRun(t);
-      const res = await post(
-        t,
-        '/v1/node-runs',
-        JSON.stringify({
-          run_id: run.run_id,
-          parent_node_run_id: run.root_node_run_id,
-          node_runs: [{ node_type_ref: ref('atomic.a'), inputs: { [text]: text } }],
-        }),
-      );
-      expect(res.statusCode, res.body).toBe(200);
+  /** Starts a Run; serves back the root's inputs and type and the Run's context. */
+  const start = (t: TestApp, extra: Record<string, unknown>) =>
+    send(t, '/v1/runs', startBody(extra), async (res) => {
+      const run = res.json();
+      const root = await served(t, `/v1/node-runs/${run.root_node_run_id}`);
+      const { run_context } = await served(t, `/v1/runs/${run.run_id}`);
+      return { input: root.inputs, root_node_type_ref: root.node_type_ref, run_context };
+    });
+  /** Creates a child with `inputs`; serves back its inputs. */
+  const create = async (t: TestApp, inputs: unknown) => {
+    const run = await startRun(t);
+    const body = {
+      run_id: run.run_id,
+      parent_node_run_id: run.root_node_run_id,
+      node_runs: [{ node_type_ref: ref('atomic.a'), inputs }],
+    };
+    return send(t, '/v1/node-runs', body, async (res) => {
       return (await served(t, `/v1/node-runs/${res.json().node_runs[0].node_run_id}`)).inputs;
-    },
-    /** An evaluation's details, read back from the event stream. */
-    async 'an evaluation'(t: TestApp, text: string) {
-      const run = await startRun(t);
-      const evaluation = { evaluation_result: { status: 'success', details: { [text]: text } } };
-      const url = `/v1/node-runs/${run.root_node_run_id}:evaluation`;
-      const res = await post(t, url, JSON.stringify(evaluation));
-      expect(res.statusCode, res.body).toBe(204);
+    });
+  };
+  /** Reports an evaluation with `details`; serves them back from the event stream. */
+  const evaluate = async (t: TestApp, details: unknown) => {
+    const run = await startRun(t);
+    const body = { evaluation_result: { status: 'success', details } };
+    return send(t, `/v1/node-runs/${run.root_node_run_id}:evaluation`, body, async () => {
       const events = parseEvents(await eventLines(t, run.run_id));
       return events.find((event) => event.type === 'node_evaluated')?.data?.details;
-    },
-    /** A completion's outputs, read back by GET. */
-    async 'a completion'(t: TestApp, text: string) {
-      const run = await startRun(t);
-      const url = `/v1/node-runs/${run.root_node_run_id}:complete`;
-      const res = await post(t, url, JSON.stringify({ state: 'succeeded', outputs: { [text]: text } }));
-      expect(res.statusCode, res.body).toBe(204);
-      return (await served(t, `/v1/node-runs/${run.root_node_run_id}`)).outputs;
-    },
+    });
   };
-  const cases = Object.keys(writes).flatMap((write) => [
-    [write, 'U+0000', NUL],
-    [write, 'an unpaired surrogate', LONE],
-  ]) as [keyof typeof writes, string, string][];
+  /** Completes the root with `outputs`; serves them back. */
+  const complete = async (t: TestApp, outputs: unknown) => {
+    const run = await startRun(t);
+    const body = { state: 'succeeded', outputs };
+    return send(t, `/v1/node-runs/${run.root_node_run_id}:complete`, body, async () => {
+      return (await served(t, `/v1/node-runs/${run.root_node_run_id}`)).outputs;
+    });
+  };
 
-  it.each(cases)('%s keeps %s, in keys and values', async (write, _what, text) => {
-    const t = await newApp();
-    expect(await writes[write](t, text)).toEqual({ [text]: text });
+  /** Each case: the write, and what it serves back when the service keeps the string. */
+  const cases: [string, (t: TestApp) => Promise<Outcome>, Outcome][] = [];
+  for (const [what, text] of [
+    ['U+0000', NUL],
+    ['an unpaired surrogate', LONE],
+  ] as const) {
+    const keyed = { [text]: text };
+    const started = (extra: Record<string, unknown>) => ({
+      input: {},
+      root_node_type_ref: ref('a'),
+      ...extra,
+    });
+    cases.push(
+      [
+        `start_run with ${what} in the input`,
+        (t) => start(t, { input: keyed }),
+        ok(200, started({ input: keyed })),
+      ],
+      [
+        `start_run with ${what} in the node type id`,
+        (t) => start(t, { root_node_type_ref: ref(text) }),
+        ok(200, started({ root_node_type_ref: ref(text) })),
+      ],
+      [
+        `start_run with ${what} in the tenant id`,
+        (t) => start(t, { run_context: { tenant_id: text } }),
+        ok(200, started({ run_context: { tenant_id: text } })),
+      ],
+      [`NodeRun creation with ${what} in the inputs`, (t) => create(t, keyed), ok(200, keyed)],
+      [`an evaluation with ${what} in the details`, (t) => evaluate(t, keyed), ok(204, keyed)],
+      [`a completion with ${what} in the outputs`, (t) => complete(t, keyed), ok(204, keyed)],
+    );
+  }
+  function ok(status: number, served: unknown): Outcome {
+    return { status, served };
+  }
+
+  it.each(cases)('%s answers as on the memory store, never with a 500', async (_name, write, kept) => {
+    const reference = await write(await newApp({ store: new MemoryStore({ maxFinishedRuns: 10 }) }));
+    expect([kept, { status: 400, code: 'invalid_request' }]).toContainEqual(reference);
+    expect(await write(await newApp())).toEqual(reference);
   });
 });
 
