@@ -7,13 +7,13 @@ import { defineConfig } from 'vitest/config';
  * needs nothing but Node; `npm run test:postgres` runs this against a throwaway server, and
  * `npm run test:pglite` runs the same suites on PGlite.
  */
-export const storeSuites = [
+const storeSuites = [
   'test/http/**/*.test.ts',
   'test/dispatch/**/*.test.ts',
   'test/auth/**/*.test.ts',
   'test/clients/**/*.test.ts',
-  // The real process: it runs on PostgreSQL when the environment names a database (RC_DATABASE_URL,
-  // which the throwaway server sets).
+  // The real process, spawned with the run's environment: under test:postgres that holds
+  // RC_DATABASE_URL (the throwaway server's), the setting that puts the service on PostgreSQL.
   'test/server.test.ts',
   // Checks that the switch above really gives apps the PostgreSQL store.
   'test/helpers/stores.test.ts',
@@ -24,7 +24,7 @@ export const storeSuites = [
  * the auth settings and of the Authorization header, and the service clients against loopback
  * servers.
  */
-export const storeless = [
+const storeless = [
   'test/auth/settings.test.ts',
   'test/auth/bearer.test.ts',
   'test/clients/http.test.ts',
