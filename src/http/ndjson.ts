@@ -85,6 +85,9 @@ export async function sendEventStream(
 
 /** Resolves on `drain`, or when the response is gone; leaves no listener behind. */
 function waitForDrain(raw: ServerResponse): Promise<void> {
+  // Gone already (the client left, or shutdown ended the response, while the stream was reading
+  // from the store): that is why the write was refused, and the events waited for have passed.
+  if (raw.destroyed || raw.writableFinished) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const done = () => {
       for (const event of ['drain', 'close', 'finish']) raw.off(event, done);

@@ -19,6 +19,7 @@ import {
   startStream,
 } from '../helpers/ndjson.js';
 import { intercept, newTestStore } from '../helpers/stores.js';
+import { until } from '../helpers/until.js';
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -644,6 +645,51 @@ describe('event streams over a socket: disconnect', () => {
     await unsubscribed;
     expect(store.subscribers(runId)).toBe(0);
     expect(store.subscribedRuns()).toBe(0);
+  });
+
+  it('a client that disconnects while its stream reads from the store frees its subscription', async () => {
+    // The stream reads a page of events; the client goes away before the page arrives. Any store
+    // whose reads take I/O makes this window wide; here the read is held until the server has seen
+    // the disconnect.
+    const clock = new ManualClock();
+    const inner = await newTestStore(clock);
+    let holdNextRead = false;
+    let reading = () => {};
+    let release = () => {};
+    const observer = new SubscriptionObserver(
+      intercept(inner, {
+        async events(runId, afterSeq, limit) {
+          const page = await inner.events(runId, afterSeq, limit);
+          if (holdNextRead) {
+            holdNextRead = false;
+            reading();
+            await new Promise<void>((resolve) => (release = resolve));
+          }
+          return page;
+        },
+      }),
+    );
+    const t = await app({ clock, store: observer.store });
+    const base = await listen(t);
+    const { runId, rootId } = await start(base);
+    const server = nextServerStream(t);
+    const stream = await openFollow(base, `/v1/runs/${runId}/events?follow=true`);
+    const { res: serverRes } = await server;
+    await stream.lines.take(2);
+    expect(observer.subscribers(runId)).toBe(1);
+
+    holdNextRead = true;
+    const read = new Promise<void>((resolve) => (reading = resolve));
+    await children(base, runId, rootId, ['atomic.x']);
+    await read;
+    const unsubscribed = observer.nextUnsubscribe(runId);
+    const serverClosed = once(serverRes, 'close');
+    stream.destroy();
+    await serverClosed;
+    release();
+    // The rest takes a few event-loop turns on any store: the page is already read.
+    await until(() => observer.subscribers(runId) === 0, 'the stream let go of its subscription', 100);
+    await unsubscribed;
   });
 
   it('the MemoryStore reports no subscribers after a disconnect', async () => {
