@@ -31,7 +31,7 @@ import {
   startRun,
   useDispatch,
 } from '../dispatch/harness.js';
-import type { TestApp } from '../helpers/app.js';
+import { type TestApp, untilCommitted } from '../helpers/app.js';
 import { type FakeService, replies } from '../helpers/executors.js';
 import { startTokenEndpoint, type TokenEndpoint, type TokenResponder } from '../helpers/token-endpoint.js';
 
@@ -350,8 +350,14 @@ describe('token caching', () => {
     const runs = [];
     for (let i = 0; i < 5; i++) runs.push(await startRun(t, { root_node_type_ref: echo }));
     await te.waitForRequests(1);
-    // Every dispatch has claimed its NodeRun and is waiting for the token.
-    for (const run of runs) expect((await getNodeRun(t, run.root_node_run_id)).state).toBe('running');
+    // Every dispatch claims its NodeRun and then waits for the token.
+    for (const run of runs) {
+      await untilCommitted(
+        t,
+        run.run_id,
+        async () => (await getNodeRun(t, run.root_node_run_id)).state === 'running',
+      );
+    }
     expect(ae.requests).toEqual([]);
     expect(te.requests()).toHaveLength(1);
     release();

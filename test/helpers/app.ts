@@ -1,12 +1,14 @@
 /**
  * Builds the real app for tests, with a deterministic clock and ids, and with every response checked
  * against the contract: `assertNoViolations()` (called in afterEach by `useApp`) fails the test when
- * any response body the test saw did not match its schema.
+ * any response body the test saw did not match its schema. The app's store is the one RC_TEST_STORE
+ * selects (see stores.ts) unless the test passes its own.
  */
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterEach, expect } from 'vitest';
 import { type AppDeps, buildApp, type ContractViolation } from '../../src/app.js';
 import type { IdGenerator } from '../../src/core/ids.js';
+import { openTestStore } from './stores.js';
 
 export interface TestApp {
   readonly app: FastifyInstance;
@@ -43,11 +45,13 @@ export function sequentialIds(): IdGenerator {
 export async function createTestApp(deps: AppDeps = {}): Promise<TestApp> {
   const violations: ContractViolation[] = [];
   const clock = new ManualClock();
+  const store = deps.store ?? (await openTestStore(deps.clock ?? clock));
   const app = await buildApp({
     clock,
     ids: sequentialIds(),
     onContractViolation: (violation) => violations.push(violation),
     ...deps,
+    ...(store ? { store } : {}),
   });
   return {
     app,
@@ -99,4 +103,32 @@ export function createChildren(
     url: '/v1/node-runs',
     payload: { run_id: runId, parent_node_run_id: parentId, node_runs: specs, ...extra },
   });
+}
+
+/**
+ * Resolves once `check` holds, checking again after every commit that appends events to `runId`
+ * (never on a timer): for effects of background work, whose commit a test cannot await, on stores
+ * whose commits take I/O.
+ */
+export async function untilCommitted(
+  t: TestApp,
+  runId: string,
+  check: () => Promise<boolean>,
+): Promise<void> {
+  let committed = false;
+  let wake = () => {};
+  const unsubscribe = t.app.coordinator.store.subscribe(runId, () => {
+    committed = true;
+    wake();
+  });
+  try {
+    for (;;) {
+      committed = false;
+      if (await check()) return;
+      // A commit during the check is not missed: it set `committed`.
+      if (!committed) await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    unsubscribe();
+  }
 }

@@ -4,19 +4,23 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Decision, Needs, RunView } from '../../src/core/model.js';
-import { MemoryStore } from '../../src/store/memory.js';
-import { ref, startRun, useApp } from '../helpers/app.js';
+import { ManualClock, ref, startRun, useApp } from '../helpers/app.js';
+import { intercept, newTestStore } from '../helpers/stores.js';
 
 const newApp = useApp();
 
-/** A memory store that tells when a decision on `runId` is handed to it. */
-class WatchedStore extends MemoryStore {
-  watched = '';
-  onMutate: () => void = () => {};
-  override mutate<T>(runId: string, needs: Needs, decide: (view: RunView) => Decision<T>) {
-    if (runId === this.watched) this.onMutate();
-    return super.mutate(runId, needs, decide);
-  }
+/** A store (of the kind the test run uses) that tells when a decision on `runId` is handed to it. */
+async function watchedStore(clock: ManualClock) {
+  // Small cascade slices make the memory store yield many times during the commit.
+  const inner = await newTestStore(clock, { maxFinishedRuns: 10, cascadeSlice: 50 });
+  const watch = { runId: '', onMutate: () => {} };
+  const store = intercept(inner, {
+    mutate<T>(runId: string, needs: Needs, decide: (view: RunView) => Decision<T>) {
+      if (runId === watch.runId) watch.onMutate();
+      return inner.mutate(runId, needs, decide);
+    },
+  });
+  return { store, watch };
 }
 
 async function bigRun(t: Awaited<ReturnType<typeof newApp>>, children: number) {
@@ -45,13 +49,14 @@ describe('big cascades', () => {
     ],
     ['canceling the Run', (run: { run_id: string }) => `/v1/runs/${run.run_id}:cancel`],
   ])('%s of a Run with 2,000 NodeRuns lets /v1/health through before it commits', async (_name, url) => {
-    const store = new WatchedStore({ maxFinishedRuns: 10, cascadeSlice: 50 });
-    const t = await newApp({ store });
+    const clock = new ManualClock();
+    const { store, watch } = await watchedStore(clock);
+    const t = await newApp({ clock, store });
     const run = await bigRun(t, 2_000);
-    store.watched = run.run_id;
+    watch.runId = run.run_id;
     const order: string[] = [];
     const committing = new Promise<void>((resolve) => {
-      store.onMutate = resolve;
+      watch.onMutate = resolve;
     });
     const ending = t
       .request({ method: 'POST', url: url(run), payload: { state: 'succeeded' } })

@@ -3,8 +3,10 @@
  * numbers that overflow to Infinity. Each is a 400 that commits nothing, and the deepest body the
  * service accepts is served back intact by GET and by the event stream.
  */
+import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/contract/json-limits.js';
+import { MemoryStore } from '../../src/store/memory.js';
 import { ref, startRun, type TestApp, useApp } from '../helpers/app.js';
 import { parseEvents } from '../helpers/ndjson.js';
 import { depthOf, nestedJson } from '../helpers/nested.js';
@@ -212,6 +214,119 @@ describe('bytes that are not UTF-8', () => {
   });
 });
 
+describe('escapes of characters a database may refuse to store', () => {
+  // JSON can carry U+0000 and unpaired surrogates as escapes. Whether the service keeps such a
+  // string (and serves it back, escaped again) or refuses the body (400 invalid_request), it must
+  // answer the same on every store: the memory store is the reference.
+  const NUL = 'a\u0000b';
+  const LONE = 'a\ud800b\udc00';
+
+  /** What a write answered and, when it succeeded, what the service then served of it. */
+  type Outcome = { status: number; code?: string; served?: unknown };
+
+  const served = async (t: TestApp, url: string) => {
+    const res = await t.request({ method: 'GET', url });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json();
+  };
+  async function send(
+    t: TestApp,
+    url: string,
+    body: unknown,
+    read: (res: LightMyRequestResponse) => Promise<unknown>,
+  ): Promise<Outcome> {
+    const res = await post(t, url, JSON.stringify(body));
+    if (res.statusCode >= 300) return { status: res.statusCode, code: res.json().error?.code };
+    return { status: res.statusCode, served: await read(res) };
+  }
+
+  const startBody = (extra: Record<string, unknown>) => ({
+    root_node_type_ref: ref('a'),
+    input: {},
+    ...extra,
+  });
+  /** Starts a Run; serves back the root's inputs and type and the Run's context. */
+  const start = (t: TestApp, extra: Record<string, unknown>) =>
+    send(t, '/v1/runs', startBody(extra), async (res) => {
+      const run = res.json();
+      const root = await served(t, `/v1/node-runs/${run.root_node_run_id}`);
+      const { run_context } = await served(t, `/v1/runs/${run.run_id}`);
+      return { input: root.inputs, root_node_type_ref: root.node_type_ref, run_context };
+    });
+  /** Creates a child with `inputs`; serves back its inputs. */
+  const create = async (t: TestApp, inputs: unknown) => {
+    const run = await startRun(t);
+    const body = {
+      run_id: run.run_id,
+      parent_node_run_id: run.root_node_run_id,
+      node_runs: [{ node_type_ref: ref('atomic.a'), inputs }],
+    };
+    return send(t, '/v1/node-runs', body, async (res) => {
+      return (await served(t, `/v1/node-runs/${res.json().node_runs[0].node_run_id}`)).inputs;
+    });
+  };
+  /** Reports an evaluation with `details`; serves them back from the event stream. */
+  const evaluate = async (t: TestApp, details: unknown) => {
+    const run = await startRun(t);
+    const body = { evaluation_result: { status: 'success', details } };
+    return send(t, `/v1/node-runs/${run.root_node_run_id}:evaluation`, body, async () => {
+      const events = parseEvents(await eventLines(t, run.run_id));
+      return events.find((event) => event.type === 'node_evaluated')?.data?.details;
+    });
+  };
+  /** Completes the root with `outputs`; serves them back. */
+  const complete = async (t: TestApp, outputs: unknown) => {
+    const run = await startRun(t);
+    const body = { state: 'succeeded', outputs };
+    return send(t, `/v1/node-runs/${run.root_node_run_id}:complete`, body, async () => {
+      return (await served(t, `/v1/node-runs/${run.root_node_run_id}`)).outputs;
+    });
+  };
+
+  /** Each case: the write, and what it serves back when the service keeps the string. */
+  const cases: [string, (t: TestApp) => Promise<Outcome>, Outcome][] = [];
+  for (const [what, text] of [
+    ['U+0000', NUL],
+    ['an unpaired surrogate', LONE],
+  ] as const) {
+    const keyed = { [text]: text };
+    const started = (extra: Record<string, unknown>) => ({
+      input: {},
+      root_node_type_ref: ref('a'),
+      ...extra,
+    });
+    cases.push(
+      [
+        `start_run with ${what} in the input`,
+        (t) => start(t, { input: keyed }),
+        ok(200, started({ input: keyed })),
+      ],
+      [
+        `start_run with ${what} in the node type id`,
+        (t) => start(t, { root_node_type_ref: ref(text) }),
+        ok(200, started({ root_node_type_ref: ref(text) })),
+      ],
+      [
+        `start_run with ${what} in the tenant id`,
+        (t) => start(t, { run_context: { tenant_id: text } }),
+        ok(200, started({ run_context: { tenant_id: text } })),
+      ],
+      [`NodeRun creation with ${what} in the inputs`, (t) => create(t, keyed), ok(200, keyed)],
+      [`an evaluation with ${what} in the details`, (t) => evaluate(t, keyed), ok(204, keyed)],
+      [`a completion with ${what} in the outputs`, (t) => complete(t, keyed), ok(204, keyed)],
+    );
+  }
+  function ok(status: number, served: unknown): Outcome {
+    return { status, served };
+  }
+
+  it.each(cases)('%s answers as on the memory store, never with a 500', async (_name, write, kept) => {
+    const reference = await write(await newApp({ store: new MemoryStore({ maxFinishedRuns: 10 }) }));
+    expect([kept, { status: 400, code: 'invalid_request' }]).toContainEqual(reference);
+    expect(await write(await newApp())).toEqual(reference);
+  });
+});
+
 describe('numbers out of range', () => {
   it.each([
     ['1e309', '1e309'],
@@ -243,6 +358,19 @@ describe('numbers out of range', () => {
     expect(res.statusCode).toBe(400);
     const root = await t.request({ method: 'GET', url: `/v1/node-runs/${run.root_node_run_id}` });
     expect(root.json().state).toBe('queued');
+  });
+
+  it('serves numbers with exponents in about as many bytes as they were sent', async () => {
+    // 1e308 written out in full is 309 digits: a body of such numbers must not come back 50 times
+    // larger from every GET.
+    const t = await newApp();
+    const list = Array.from({ length: 2_000 }, (_, i) => (i % 2 === 0 ? '1e308' : '-1e-300'));
+    const body = `{"root_node_type_ref":${REF},"input":{"list":[${list.join(',')}]}}`;
+    const res = await post(t, '/v1/runs', body);
+    expect(res.statusCode, res.body).toBe(200);
+    const root = await t.request({ method: 'GET', url: `/v1/node-runs/${res.json().root_node_run_id}` });
+    expect(root.json().inputs.list).toEqual(list.map(Number));
+    expect(root.body.length).toBeLessThan(2 * body.length);
   });
 
   it('keeps the largest and smallest finite numbers as sent', async () => {
@@ -291,17 +419,31 @@ describe('unpaired surrogates', () => {
     ['a lone low surrogate', '"x\\udc00"'],
     ['a high surrogate followed by a plain character', '"\\uD83Dx"'],
     ['a lone surrogate in a key', '{"\\ud800":1}'],
-  ])('%s is refused (it is not Unicode text, and two of them would read as one key)', async (_name, value) => {
-    const t = await newApp();
-    const res = await post(t, '/v1/runs', `{"run_id":"sur","root_node_type_ref":${REF},"input":{"v":${value}}}`);
-    expect(res.statusCode, res.body).toBe(400);
-    expect(res.json().error).toMatchObject({ code: 'invalid_request', details: { character: 'unpaired surrogate' } });
-    expect((await t.request({ method: 'GET', url: '/v1/runs/sur' })).statusCode).toBe(404);
-  });
+  ])(
+    '%s is refused (it is not Unicode text, and two of them would read as one key)',
+    async (_name, value) => {
+      const t = await newApp();
+      const res = await post(
+        t,
+        '/v1/runs',
+        `{"run_id":"sur","root_node_type_ref":${REF},"input":{"v":${value}}}`,
+      );
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json().error).toMatchObject({
+        code: 'invalid_request',
+        details: { character: 'unpaired surrogate' },
+      });
+      expect((await t.request({ method: 'GET', url: '/v1/runs/sur' })).statusCode).toBe(404);
+    },
+  );
 
   it('a pair written as two escapes, and an escaped backslash before "ud800", are kept as sent', async () => {
     const t = await newApp();
-    const res = await post(t, '/v1/runs', `{"root_node_type_ref":${REF},"input":{"pair":"\\ud83d\\ude00","text":"\\\\ud800"}}`);
+    const res = await post(
+      t,
+      '/v1/runs',
+      `{"root_node_type_ref":${REF},"input":{"pair":"\\ud83d\\ude00","text":"\\\\ud800"}}`,
+    );
     expect(res.statusCode, res.body).toBe(200);
     const root = await t.request({ method: 'GET', url: `/v1/node-runs/${res.json().root_node_run_id}` });
     expect(root.json().inputs).toEqual({ pair: '😀', text: '\\ud800' });

@@ -2,8 +2,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/store/memory.js';
-import { useApp } from '../helpers/app.js';
+import { ManualClock, useApp } from '../helpers/app.js';
+import { intercept, newTestStore } from '../helpers/stores.js';
 
 const newApp = useApp();
 
@@ -50,12 +50,13 @@ describe('request ids and logs', () => {
 
   it('answers an unexpected failure with a bare 500 internal_error and logs it with the request id', async () => {
     const { lines, logger } = capture();
-    class BrokenStore extends MemoryStore {
-      override async runJson(): Promise<never> {
+    const clock = new ManualClock();
+    const broken = intercept(await newTestStore(clock), {
+      runJson: async () => {
         throw new Error('disk on fire at http://10.0.0.7:5432/internal');
-      }
-    }
-    const t = await newApp({ logger, store: new BrokenStore({ maxFinishedRuns: 10 }) });
+      },
+    });
+    const t = await newApp({ clock, logger, store: broken });
     const res = await t.request({ method: 'GET', url: '/v1/runs/r1', headers: { 'x-request-id': 'req-9' } });
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({ error: { code: 'internal_error', message: 'Internal server error' } });

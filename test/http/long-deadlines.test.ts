@@ -5,7 +5,7 @@
  * reads the faked `Date`, so both move together.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startRun, useApp } from '../helpers/app.js';
+import { startRun, type TestApp, untilCommitted, useApp } from '../helpers/app.js';
 
 const newApp = useApp({ clock: { now: () => new Date() } });
 const DAY = 86_400_000;
@@ -17,9 +17,18 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-async function runState(t: Awaited<ReturnType<typeof newApp>>, runId: string) {
+async function runState(t: TestApp, runId: string) {
   const res = await t.request({ method: 'GET', url: `/v1/runs/${runId}` });
   return res.json() as { state: string; extensions?: Record<string, { code?: string }> };
+}
+
+/**
+ * The Run once its deadline has fired: the failure is committed in the background (at once in
+ * memory, after I/O in a database).
+ */
+async function expired(t: TestApp, runId: string) {
+  await untilCommitted(t, runId, async () => (await runState(t, runId)).state !== 'running');
+  return runState(t, runId);
 }
 
 describe('wall-time budgets longer than a timer allows', () => {
@@ -35,7 +44,7 @@ describe('wall-time budgets longer than a timer allows', () => {
     await advance(DAY - 2);
     expect((await runState(t, run.run_id)).state).toBe('running');
     await advance(1);
-    const ended = await runState(t, run.run_id);
+    const ended = await expired(t, run.run_id);
     expect(ended.state).toBe('failed');
     expect(ended.extensions?.['rc.completion_error']?.code).toBe('budget_exceeded');
   });
@@ -49,9 +58,9 @@ describe('wall-time budgets longer than a timer allows', () => {
     expect((await runState(t, a.run_id)).state).toBe('running');
     expect((await runState(t, b.run_id)).state).toBe('running');
     await vi.advanceTimersByTimeAsync(1);
-    expect((await runState(t, a.run_id)).state).toBe('failed');
+    expect((await expired(t, a.run_id)).state).toBe('failed');
     expect((await runState(t, b.run_id)).state).toBe('running');
     await vi.advanceTimersByTimeAsync(1);
-    expect((await runState(t, b.run_id)).state).toBe('failed');
+    expect((await expired(t, b.run_id)).state).toBe('failed');
   });
 });
