@@ -57,10 +57,17 @@ describe('server process', () => {
     const { run_id: runId } = (await run.body.json()) as { run_id: string };
     const stream = await request(`${base}/v1/runs/${runId}/events?follow=true`);
     expect(stream.statusCode).toBe(200);
-    const body = stream.body.text();
-
-    server.child.kill('SIGTERM');
-    const text = await body;
+    // SIGTERM once the stream has delivered what was committed; it must then end cleanly.
+    let text = '';
+    let killed = false;
+    for await (const chunk of stream.body) {
+      text += String(chunk);
+      if (!killed && text.split('\n').length > 2) {
+        killed = true;
+        server.child.kill('SIGTERM');
+      }
+    }
+    expect(killed).toBe(true);
     expect(text.endsWith('\n')).toBe(true);
     expect(
       text

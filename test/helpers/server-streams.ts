@@ -87,9 +87,14 @@ export function nextServerStream(t: TestApp): Promise<ServerStream> {
   return watch.next().finally(() => watch.stop());
 }
 
-/** Bounded wait (event-loop turns, no timer) until the server holds unsent bytes and waits for 'drain'. */
-export async function untilServerWaitsForDrain(res: ServerResponse, turns = 5000): Promise<void> {
-  for (let turn = 0; turn < turns && !(res.writableNeedDrain && res.writableLength > 0); turn++) {
+/**
+ * Waits (checking once per event-loop turn, never sleeping) until the server holds unsent bytes and
+ * waits for 'drain'; gives up after `boundMs`, which only bounds a broken run (a store that reads
+ * from a database needs many more turns than one in memory).
+ */
+export async function untilServerWaitsForDrain(res: ServerResponse, boundMs = 20_000): Promise<void> {
+  const giveUp = Date.now() + boundMs;
+  while (!(res.writableNeedDrain && res.writableLength > 0) && Date.now() < giveUp) {
     await new Promise(setImmediate);
   }
   expect(res.writableNeedDrain, 'the server waits for drain').toBe(true);

@@ -195,6 +195,11 @@ export class PostgresStore implements Store {
 
   /** After a commit, and before its caller hears of it: this instance's streams of the Run wake up. */
   #committed(runId: string, result: CommittedDecision<unknown>): void {
+    // The count of live Runs follows this process's own starts and ends between refreshes.
+    for (const event of result.committed) {
+      if (event.type === 'run_started') this.#adjustLiveRuns(1);
+      else if (event.type === 'run_completed') this.#adjustLiveRuns(-1);
+    }
     const last = result.committed.at(-1);
     if (last && this.#woken(runId, last.seq)) this.#hub.publish(runId);
   }
@@ -251,8 +256,13 @@ export class PostgresStore implements Store {
     return (await this.#db.pool.query<{ run_id: string }>(this.#sql.locate, [nodeRunId])).rows[0]?.run_id;
   }
 
+  #adjustLiveRuns(delta: number): void {
+    const counted = this.#liveRuns;
+    if (counted) this.#liveRuns = { at: counted.at, count: counted.count.then((count) => count + delta) };
+  }
+
   /**
-   * Counted at most once a second: the count serves a cap on live Runs, where being a second late
+   * Counted at most once a second (and followed between counts by this process's own starts and ends): the count serves a cap on live Runs, where being a second late
    * matters less than counting every unfinished Run on every start.
    */
   async countLiveRuns(options: { fresh?: boolean } = {}): Promise<number> {
