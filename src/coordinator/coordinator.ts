@@ -170,10 +170,13 @@ export class Coordinator {
       decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
     );
     this.#settle(recorded);
+    // A denied start is not an HTTP error: the Run exists, failed, with its audit trail. The answer
+    // is the Run as these two commits left it, not as the dispatch started below may change it.
+    const answer =
+      recorded.changes?.run?.run ?? (recorded.value ? run : ((await this.store.getRun(runId))?.run ?? run));
     this.#runEffects(started.effects);
     this.#runEffects(recorded.effects);
-    // A denied start is not an HTTP error: the Run exists, failed, with its audit trail.
-    return (await this.store.getRun(runId))?.run ?? run;
+    return answer;
   }
 
   /** Where queued NodeRuns go (the dispatcher, or nothing in state-authority mode). */
