@@ -37,7 +37,7 @@ export async function openServer(options) {
   return startThrowawayPostgres(options.pin ? { cpus: '0' } : {});
 }
 
-/** CPU seconds (user + system) used so far by a process and all its children (the backends). */
+/** CPU seconds (user + system) used so far by a process and all its children, live or exited. */
 export function treeCpuSeconds(rootPid) {
   if (!rootPid) return Number.NaN;
   const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
@@ -53,7 +53,10 @@ export function treeCpuSeconds(rootPid) {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const pid = Number(entry);
     const ppid = Number(fields[1]);
-    if (pid === rootPid || ppid === rootPid) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    // utime + stime; for the postmaster also cutime + cstime, where the CPU of backends that exited
+    // (autovacuum workers, closed connections) goes once it reaps them.
+    if (ppid === rootPid) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    if (pid === rootPid) total += fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) / ticks;
   }
   return total;
 }
