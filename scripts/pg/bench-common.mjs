@@ -37,7 +37,7 @@ export async function openServer(options) {
   return startThrowawayPostgres(options.pin ? { cpus: '0' } : {});
 }
 
-/** CPU seconds (user + system) used so far by a process and all its children (the backends). */
+/** CPU seconds (user + system) used so far by a process and all its children, live or exited. */
 export function treeCpuSeconds(rootPid) {
   if (!rootPid) return Number.NaN;
   const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
@@ -53,7 +53,10 @@ export function treeCpuSeconds(rootPid) {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const pid = Number(entry);
     const ppid = Number(fields[1]);
-    if (pid === rootPid || ppid === rootPid) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    // utime + stime; for the postmaster also cutime + cstime, where the CPU of backends that exited
+    // (autovacuum workers, closed connections) goes once it reaps them.
+    if (ppid === rootPid) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    if (pid === rootPid) total += fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) / ticks;
   }
   return total;
 }
@@ -62,7 +65,8 @@ const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(
 
 /**
  * `callers` closed loops calling `op(i)` for `warmup` then `seconds` seconds; only the second part
- * is counted. Returns ops/s, latency percentiles in ms, our CPU µs per op and the server's.
+ * is counted. Returns ops/s, latency percentiles in ms, and CPU per op and in % of one core, for
+ * this process and for the server's processes (all backends together).
  */
 export async function measure({ op, callers, seconds, warmup, serverPid }) {
   let phase = 'warmup';
@@ -103,9 +107,33 @@ export async function measure({ op, callers, seconds, warmup, serverPid }) {
     p99: round(percentile(latencies, 99)),
     clientCpuUsPerOp: round((cpu.user + cpu.system) / ops, 0),
     clientCpuPercent: round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100, 0),
+    serverCpuUsPerOp: round((serverCpu * 1e6) / ops, 0),
     serverCpuPercent: round((serverCpu / elapsed) * 100, 0),
     errors,
   };
+}
+
+/**
+ * Runs every scenario `count` times, round-robin, and keeps for each the round with the most ops/s:
+ * on a shared machine other work only ever takes throughput away, so the best round is the closest
+ * to what the code can do. `spread` keeps the range of all rounds.
+ */
+export async function bestOfRounds(count, scenarios, runOne) {
+  const all = scenarios.map(() => []);
+  for (let round = 0; round < count; round++) {
+    for (const [i, scenario] of scenarios.entries()) {
+      const result = await runOne(scenario);
+      all[i].push(result);
+      console.error(
+        `round ${round + 1} ${Object.values(scenario.labels).join(' ')}: ${result.opsPerSecond}/s p99 ${result.p99} ms`,
+      );
+    }
+  }
+  return scenarios.map((scenario, i) => {
+    const rates = all[i].map((r) => r.opsPerSecond);
+    const best = all[i].reduce((a, b) => (b.opsPerSecond > a.opsPerSecond ? b : a));
+    return { ...scenario.labels, ...best, spread: `${Math.min(...rates)}–${Math.max(...rates)}` };
+  });
 }
 
 export function machineNote(options) {

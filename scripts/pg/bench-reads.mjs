@@ -1,8 +1,8 @@
 // Point reads by primary key through a pg.Pool: how many per second one Node process gets, and what
 // each costs in this process's CPU, by pool size and query form.
 //
-//   node scripts/pg/bench-reads.mjs [--pools 5,10,20] [--callers 50] [--seconds 3] [--warmup 1]
-//                                   [--rows 10000] [--variants all|name,name] [--pin]
+//   node scripts/pg/bench-reads.mjs [--pools 5,10,20] [--callers 50] [--seconds 2] [--warmup 0.5]
+//                                   [--rounds 3] [--rows 10000] [--variants all|name,name] [--pin]
 //
 // Against a throwaway PostgreSQL 15 server (or RC_DATABASE_URL). Rows hold the same ~1 KB document
 // twice: as text and as jsonb. Variants:
@@ -16,10 +16,18 @@
 //   coalesced       jsonb-as-text, but the reads asked for in the same event-loop turn go out as one
 //                   `WHERE id = ANY($1)` query (a DataLoader-style batch)
 import pg from 'pg';
-import { machineNote, measure, nodeRunDoc, openServer, parseOptions, report } from './bench-common.mjs';
+import {
+  bestOfRounds,
+  machineNote,
+  measure,
+  nodeRunDoc,
+  openServer,
+  parseOptions,
+  report,
+} from './bench-common.mjs';
 
-const USAGE = `usage: node scripts/pg/bench-reads.mjs [--pools 5,10,20] [--callers 50] [--seconds 3] [--warmup 1]
-                                      [--rows 10000] [--variants all|text,text-named,...] [--pin]`;
+const USAGE = `usage: node scripts/pg/bench-reads.mjs [--pools 5,10,20] [--callers 50] [--seconds 2] [--warmup 0.5]
+                                      [--rounds 3] [--rows 10000] [--variants all|text,text-named,...] [--pin]`;
 const VARIANTS = {
   text: { sql: 'SELECT body FROM docs WHERE id = $1' },
   'text-named': { sql: 'SELECT body FROM docs WHERE id = $1', named: true },
@@ -66,7 +74,7 @@ function coalescer(pool) {
 }
 
 const options = parseOptions(
-  { pools: '5,10,20', callers: 50, seconds: 3, warmup: 1, rows: 10_000, variants: 'all' },
+  { pools: '5,10,20', callers: 50, seconds: 2, warmup: 0.5, rounds: 3, rows: 10_000, variants: 'all' },
   USAGE,
 );
 const variants = options.variants === 'all' ? Object.keys(VARIANTS) : options.variants.split(',');
@@ -96,38 +104,39 @@ async function seed(url) {
 async function run() {
   const note = machineNote(options);
   const server = await openServer(options);
-  const rows = [];
+  const pools = [];
   try {
     const bytes = await seed(server.url);
+    const scenarios = [];
     for (const max of options.pools.split(',').map(Number)) {
       const pool = new pg.Pool({ connectionString: server.url, max });
+      pools.push(pool);
       // Open every connection before measuring: SCRAM authentication costs a few ms each.
       await Promise.all(Array.from({ length: max }, () => pool.query('SELECT 1')));
-      for (const name of variants) {
-        const { sql, named, array, coalesce } = VARIANTS[name];
-        const batcher = coalesce ? coalescer(pool) : undefined;
-        const query = (i) => ({
-          text: sql,
-          values: [`nr-${(i * 7919) % options.rows}`],
-          ...(named ? { name } : {}),
-          ...(array ? { rowMode: 'array' } : {}),
-        });
-        const result = await measure({
-          op: batcher ? (i) => batcher.read(query(i).values[0]) : (i) => pool.query(query(i)),
-          callers: options.callers,
-          seconds: options.seconds,
-          warmup: options.warmup,
-          serverPid: server.pid,
-        });
-        const notes = batcher ? `${batcher.perQuery()} reads per query` : '';
-        rows.push({ pool: max, variant: name, ...result, notes });
-        console.error(`pool ${max} ${name}: ${result.opsPerSecond}/s p99 ${result.p99} ms`);
-      }
-      await pool.end();
+      for (const variant of variants) scenarios.push({ pool, labels: { pool: max, variant } });
     }
-    const callers = `${options.callers} concurrent callers, ${options.seconds} s measured after ${options.warmup} s`;
-    report('pg-reads', rows, `${note}; ${callers}; documents of ${bytes} bytes; ${options.rows} rows`);
+    const rows = await bestOfRounds(options.rounds, scenarios, async ({ pool, labels }) => {
+      const { sql, named, array, coalesce } = VARIANTS[labels.variant];
+      const batcher = coalesce ? coalescer(pool) : undefined;
+      const query = (i) => ({
+        text: sql,
+        values: [`nr-${(i * 7919) % options.rows}`],
+        ...(named ? { name: labels.variant } : {}),
+        ...(array ? { rowMode: 'array' } : {}),
+      });
+      const result = await measure({
+        op: batcher ? (i) => batcher.read(query(i).values[0]) : (i) => pool.query(query(i)),
+        callers: options.callers,
+        seconds: options.seconds,
+        warmup: options.warmup,
+        serverPid: server.pid,
+      });
+      return { ...result, notes: batcher ? `${batcher.perQuery()} reads per query` : '' };
+    });
+    const method = `${options.callers} concurrent callers; best of ${options.rounds} rounds of ${options.seconds} s after ${options.warmup} s`;
+    report('pg-reads', rows, `${note}; ${method}; documents of ${bytes} bytes; ${options.rows} rows`);
   } finally {
+    for (const pool of pools) await pool.end();
     await server.stop();
   }
 }

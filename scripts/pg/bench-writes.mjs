@@ -2,8 +2,8 @@
 // in the shapes of write-shapes.mjs, against a throwaway PostgreSQL 15 server (or RC_DATABASE_URL).
 //
 //   node scripts/pg/bench-writes.mjs [--variants separate,cte,optimistic,batched,cte-notify]
-//        [--contention many,hot] [--sync on,off] [--pools 10] [--callers 50] [--seconds 3]
-//        [--warmup 1] [--runs 10000] [--pin]
+//        [--contention many,hot] [--sync on,off] [--pools 10] [--callers 50] [--seconds 2]
+//        [--warmup 0.5] [--rounds 3] [--runs 10000] [--pin]
 //
 // Contention: `many` spreads the callers over --runs Runs; `hot` sends every caller to ONE Run (all
 // wait for its row lock). Sync: synchronous_commit per connection (the server default is on).
@@ -11,12 +11,20 @@
 // connection: its notes give the delivery latency after the COMMIT was sent and after it was
 // acknowledged.
 import pg from 'pg';
-import { machineNote, measure, nodeRunDoc, openServer, parseOptions, report } from './bench-common.mjs';
+import {
+  bestOfRounds,
+  machineNote,
+  measure,
+  nodeRunDoc,
+  openServer,
+  parseOptions,
+  report,
+} from './bench-common.mjs';
 import { batched, cte, optimistic, SCHEMA, separate } from './write-shapes.mjs';
 
 const USAGE = `usage: node scripts/pg/bench-writes.mjs [--variants separate,cte,optimistic,batched,cte-notify]
-       [--contention many,hot] [--sync on,off] [--pools 10] [--callers 50] [--seconds 3] [--warmup 1]
-       [--runs 10000] [--pin]`;
+       [--contention many,hot] [--sync on,off] [--pools 10] [--callers 50] [--seconds 2] [--warmup 0.5]
+       [--rounds 3] [--runs 10000] [--pin]`;
 const options = parseOptions(
   {
     variants: 'separate,cte,optimistic,batched,cte-notify',
@@ -24,8 +32,9 @@ const options = parseOptions(
     sync: 'on,off',
     pools: '10',
     callers: 50,
-    seconds: 3,
-    warmup: 1,
+    seconds: 2,
+    warmup: 0.5,
+    rounds: 3,
     runs: 10_000,
   },
   USAGE,
@@ -97,10 +106,12 @@ async function notificationListener(url) {
 async function run() {
   const note = machineNote(options);
   const server = await openServer(options);
-  const rows = [];
+  const pools = [];
+  let listener;
   try {
     await seed(server.url);
-    const listener = await notificationListener(server.url);
+    listener = await notificationListener(server.url);
+    const scenarios = [];
     for (const max of list(options.pools).map(Number)) {
       for (const sync of list(options.sync)) {
         const pool = new pg.Pool({
@@ -108,46 +119,51 @@ async function run() {
           max,
           options: `-c synchronous_commit=${sync}`,
         });
+        pools.push(pool);
         await Promise.all(Array.from({ length: max }, () => pool.query('SELECT 1')));
         for (const contention of list(options.contention)) {
           for (const variant of list(options.variants)) {
-            const runOf = (i) => `run-${contention === 'hot' ? 0 : (i * 7919) % options.runs}`;
-            const timings = new Map();
-            const onCommit = (id, sent, acked) => timings.set(id, { sent, acked });
-            let conflicts = 0;
-            const group = batched(pool);
-            const op = {
-              separate: (i) => separate(pool, runOf(i)),
-              cte: (i) => cte(pool, runOf(i)),
-              'cte-notify': (i) => cte(pool, runOf(i), onCommit),
-              optimistic: async (i) => {
-                conflicts += await optimistic(pool, runOf(i));
-              },
-              batched: (i) => group.create(runOf(i)),
-            }[variant];
-            if (!op) throw new Error(`unknown variant ${variant}\n${USAGE}`);
-            const result = await measure({ op, ...options, serverPid: server.pid });
-            if (variant === 'cte-notify') await listener.drain(pool);
-            const extra = {
-              optimistic: `${conflicts} conflicts retried`,
-              batched: `${(group.stats.creates / group.stats.batches).toFixed(1)} creates per transaction`,
-              'cte-notify': listener.summary(timings),
-            }[variant];
-            rows.push({ pool: max, sync, contention, variant, ...result, notes: extra ?? '' });
-            console.error(
-              `${max} ${sync} ${contention} ${variant}: ${result.opsPerSecond} tx/s p99 ${result.p99} ${extra ?? ''}`,
-            );
+            scenarios.push({ pool, labels: { pool: max, sync, contention, variant } });
           }
         }
-        await pool.end();
       }
     }
-    await listener.end();
-    const callers = `${options.callers} concurrent callers, ${options.seconds} s measured after ${options.warmup} s`;
-    report('pg-writes', rows, `${note}; ${callers}; ${options.runs} Runs; fsync on`);
+    const rows = await bestOfRounds(options.rounds, scenarios, (scenario) =>
+      runScenario(scenario, server, listener),
+    );
+    const method = `${options.callers} concurrent callers; best of ${options.rounds} rounds of ${options.seconds} s after ${options.warmup} s`;
+    report('pg-writes', rows, `${note}; ${method}; ${options.runs} Runs; fsync on`);
   } finally {
+    await listener?.end();
+    for (const pool of pools) await pool.end();
     await server.stop();
   }
+}
+
+async function runScenario({ pool, labels: { contention, variant } }, server, listener) {
+  const runOf = (i) => `run-${contention === 'hot' ? 0 : (i * 7919) % options.runs}`;
+  const timings = new Map();
+  const onCommit = (id, sent, acked) => timings.set(id, { sent, acked });
+  let conflicts = 0;
+  const group = batched(pool);
+  const op = {
+    separate: (i) => separate(pool, runOf(i)),
+    cte: (i) => cte(pool, runOf(i)),
+    'cte-notify': (i) => cte(pool, runOf(i), onCommit),
+    optimistic: async (i) => {
+      conflicts += await optimistic(pool, runOf(i));
+    },
+    batched: (i) => group.create(runOf(i)),
+  }[variant];
+  if (!op) throw new Error(`unknown variant ${variant}\n${USAGE}`);
+  const result = await measure({ op, ...options, serverPid: server.pid });
+  if (variant === 'cte-notify') await listener.drain(pool);
+  const notes = {
+    optimistic: `${conflicts} conflicts retried`,
+    batched: `${(group.stats.creates / group.stats.batches).toFixed(1)} creates per transaction`,
+    'cte-notify': listener.summary(timings),
+  }[variant];
+  return { ...result, notes: notes ?? '' };
 }
 
 await run();
