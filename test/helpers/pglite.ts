@@ -15,7 +15,12 @@ export interface PgliteDatabase extends Database {
 
 export async function openPglite(): Promise<PgliteDatabase> {
   const db = await PGlite.create();
-  const pool = new pg.Pool({ ...createPgConfig(db), max: 1, connectionTimeoutMillis: 20_000 });
+  const pool = new pg.Pool({
+    ...createPgConfig(db),
+    pipeline: true,
+    max: 1,
+    connectionTimeoutMillis: 20_000,
+  });
   pool.on('error', () => {});
   return {
     db,

@@ -1,20 +1,22 @@
 /**
  * Commits decisions in batches (group commit). Decisions that arrive while earlier ones are being
- * committed wait together and then go out as ONE transaction: one round trip locks all their Runs
- * and reads what they need, each is decided against its own Run, their writes are sent back to back,
- * and one COMMIT (one flush of the log) makes them all durable. A batch holds at most one decision
- * per Run, and a Run is in at most one batch at a time, so decisions on one Run still commit one after
- * the other, in the order they arrived. Under no load a batch is a single decision.
+ * committed wait together and then go out as ONE transaction: BEGIN, the lock of all their Runs and
+ * the reads they need are sent back to back; each is decided in arrival order; their writes follow
+ * one another on the connection (pipelined); and one COMMIT (one flush of the log) makes them all
+ * durable. Several decisions on one Run may share a batch: each is decided against the Run as the
+ * ones before it in the batch left it, so decisions on a Run still take effect one after the other,
+ * in the order they arrived, and a busy Run is no longer limited to one commit per flush. A Run is in
+ * at most one batch at a time. Under no load a batch is a single decision.
  *
  * If the database refuses a batch (a first insert racing another instance's, a deadlock), nothing of
  * it is committed and every decision in it is taken again alone, with retries.
  */
 import type pg from 'pg';
-import type { Decision, Needs, RunView } from '../../core/model.js';
+import type { Decision, Needs, NodeRunRecord, RunRecord, RunView } from '../../core/model.js';
 import type { CommittedDecision } from '../store.js';
 import type { LockedRunRow, NodeRunRow } from './rows.js';
-import { beginBatch, type Statements } from './sql.js';
-import { prepareWrite, type WriterContext } from './write.js';
+import type { Statements } from './sql.js';
+import { type PreparedWrite, prepareWrite, type WriterContext } from './write.js';
 
 export interface Pending {
   readonly runId: string;
@@ -26,7 +28,6 @@ export interface Pending {
 
 export interface CommitterOptions {
   readonly pool: pg.Pool;
-  readonly schema: string;
   readonly sql: Statements;
   /** Batches in flight at once (each holds one connection until it commits). */
   readonly concurrency: number;
@@ -53,6 +54,7 @@ export class Committer {
   /** Runs in a batch being committed. */
   readonly #busy = new Set<string>();
   #inFlight = 0;
+  #drained: (() => void)[] = [];
 
   constructor(options: CommitterOptions) {
     this.#options = options;
@@ -69,10 +71,16 @@ export class Committer {
     });
   }
 
+  /** Resolves once nothing is waiting or being committed. */
+  idle(): Promise<void> {
+    if (this.#inFlight === 0 && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
   #pump(): void {
     while (this.#inFlight < this.#options.concurrency) {
       const batch = this.#take();
-      if (batch.length === 0) return;
+      if (batch.length === 0) break;
       this.#inFlight++;
       for (const item of batch) this.#busy.add(item.runId);
       this.#commit(batch)
@@ -85,23 +93,19 @@ export class Committer {
           this.#pump();
         });
     }
+    if (this.#inFlight === 0 && this.#queue.length === 0)
+      for (const resolve of this.#drained.splice(0)) resolve();
   }
 
-  /** The oldest waiting decision of each Run that is not already being committed, in arrival order. */
+  /** Waiting decisions in arrival order, but none of a Run that another batch is committing. */
   #take(): Pending[] {
     const batch: Pending[] = [];
-    const runs = new Set<string>();
-    for (let i = 0; i < this.#queue.length && batch.length < this.#options.maxBatch; ) {
-      const item = this.#queue[i]!;
-      if (this.#busy.has(item.runId) || runs.has(item.runId)) {
-        runs.add(item.runId);
-        i++;
-        continue;
-      }
-      runs.add(item.runId);
-      batch.push(item);
-      this.#queue.splice(i, 1);
+    const waiting: Pending[] = [];
+    for (const item of this.#queue) {
+      if (batch.length < this.#options.maxBatch && !this.#busy.has(item.runId)) batch.push(item);
+      else waiting.push(item);
     }
+    this.#queue.splice(0, this.#queue.length, ...waiting);
     return batch;
   }
 
@@ -111,23 +115,29 @@ export class Committer {
    * of it, nothing is committed and the decisions still unanswered are returned, to be taken again.
    */
   async #commit(batch: Pending[]): Promise<Pending[]> {
-    const { pool, schema } = this.#options;
+    const { pool, sql } = this.#options;
     const client = await pool.connect();
     let broken: Error | undefined;
-    const decided: { item: Pending; decision: Decision<unknown>; run: LockedRunRow | undefined }[] = [];
     const thrown = new Set<Pending>();
     try {
-      const reads = batch.map((item) => ({
-        runId: item.runId,
-        ids: item.needs.nodeRuns ?? [],
-        keys: item.needs.idempotency,
-      }));
-      const results = (await client.query(beginBatch(schema, reads))) as unknown as pg.QueryResult[];
-      const locked = new Map<string, LockedRunRow>();
-      for (const row of (results[1]?.rows ?? []) as LockedRunRow[]) locked.set(row.run_id, row);
-      const loaded = new Map<string, NodeRunRow>();
-      for (const row of (results[2]?.rows ?? []) as NodeRunRow[]) loaded.set(row.node_run_id, row);
+      const keys = batch.flatMap(({ runId, needs }) =>
+        (needs.idempotency?.keys ?? []).map((key) => [runId, needs.idempotency!.parentId, key] as const),
+      );
+      const [, lockedRows, loadedRows] = await Promise.all([
+        client.query('BEGIN'),
+        client.query<LockedRunRow>(sql.lockRuns, [[...new Set(batch.map((item) => item.runId))]]),
+        client.query<NodeRunRow>(sql.loadNodeRuns, [
+          batch.flatMap((item) => item.needs.nodeRuns ?? []),
+          keys.map((key) => key[0]),
+          keys.map((key) => key[1]),
+          keys.map((key) => key[2]),
+        ]),
+      ]);
+      const locked = new Map(lockedRows.rows.map((row) => [row.run_id, row]));
+      const loaded = new Map(loadedRows.rows.map((row) => [row.node_run_id, row]));
       const context = this.#options.context();
+      const decided: { item: Pending; decision: Decision<unknown>; write: PreparedWrite }[] = [];
+      const sent: Promise<unknown>[] = [];
       for (const item of batch) {
         const run = locked.get(item.runId);
         let decision: Decision<unknown>;
@@ -138,37 +148,30 @@ export class Committer {
           item.reject(error);
           continue;
         }
-        decided.push({ item, decision, run });
+        // The unfinished subtree a cascade ends, read after the writes before it in the batch.
+        const cascade = decision.changes?.cascade;
+        const cascaded =
+          cascade && run
+            ? (
+                await client.query<NodeRunRow>(cascade.inclusive ? sql.liveSubtreeFrom : sql.liveSubtree, [
+                  item.runId,
+                  cascade.from,
+                ])
+              ).rows
+            : [];
+        const write = prepareWrite(context, item.runId, run, loaded, decision, cascaded);
+        if (write.statement) sent.push(client.query(write.statement, write.values as unknown[]));
+        decided.push({ item, decision, write });
+        advance(locked, loaded, item.runId, decision, write);
       }
-      // The unfinished subtrees the decisions' cascades end, read under the same locks.
-      const cascades = await Promise.all(
-        decided.map(({ item, decision, run }) => {
-          const cascade = decision.changes?.cascade;
-          if (!cascade || !run) return [];
-          const statement = cascade.inclusive
-            ? this.#options.sql.liveSubtreeFrom
-            : this.#options.sql.liveSubtree;
-          return client
-            .query<NodeRunRow>(statement, [item.runId, cascade.from])
-            .then((result) => result.rows);
-        }),
-      );
-      const writes = decided.map(({ item, decision, run }, i) =>
-        prepareWrite(context, item.runId, run, loaded, decision, cascades[i]),
-      );
-      // Sent back to back (pipelined where the connection allows it), then one COMMIT.
-      const sent = writes.map((write) =>
-        write.statement ? client.query(write.statement, write.values as unknown[]) : undefined,
-      );
       const settled = await Promise.allSettled([...sent, client.query('COMMIT')]);
       const failure = settled.find((result) => result.status === 'rejected');
       if (failure) throw (failure as PromiseRejectedResult).reason;
-      decided.forEach(({ item, decision }, i) => {
-        const write = writes[i]!;
+      for (const { item, decision, write } of decided) {
         const result = { ...decision, committed: write.committed, ended: write.ended };
         this.#options.committed(item.runId, result);
         item.resolve(result);
-      });
+      }
       return [];
     } catch (error) {
       if (typeof (error as { code?: unknown }).code !== 'string') broken = error as Error;
@@ -183,21 +186,68 @@ export class Committer {
 
   /** The decisions of a refused batch, each in its own transaction, retried on a race. */
   async #alone(refused: Pending[]): Promise<void> {
-    await Promise.all(
-      refused.map(async (item) => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await this.#commit([item]);
-            return;
-          } catch (error) {
-            const code = (error as { code?: unknown }).code;
-            if (attempt >= MAX_ATTEMPTS || typeof code !== 'string' || !RETRYABLE.has(code)) {
-              item.reject(error);
-              return;
-            }
+    for (const item of refused) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#commit([item]);
+          break;
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          if (attempt >= MAX_ATTEMPTS || typeof code !== 'string' || !RETRYABLE.has(code)) {
+            item.reject(error);
+            break;
           }
         }
-      }),
-    );
+      }
+    }
   }
+}
+
+/**
+ * The Run and NodeRuns as a decision of the batch leaves them, for the decisions after it: what the
+ * database will hold once its write (sent before theirs) has run.
+ */
+function advance(
+  locked: Map<string, LockedRunRow>,
+  loaded: Map<string, NodeRunRow>,
+  runId: string,
+  decision: Decision<unknown>,
+  write: PreparedWrite,
+): void {
+  if (!write.statement) return;
+  const changes = decision.changes;
+  const before = locked.get(runId);
+  const run: RunRecord | undefined = changes?.run;
+  if (!before && !run) return;
+  const counters = write.counters;
+  locked.set(runId, {
+    run_id: runId,
+    doc: run?.run ?? before!.doc,
+    constraints: run ? (run.constraints ?? null) : before!.constraints,
+    start_fingerprint: run?.startFingerprint ?? before!.start_fingerprint,
+    deadline_at: run ? (run.deadlineAt ?? null) : before!.deadline_at,
+    steps: run?.steps ?? before!.steps,
+    node_run_count: counters.nodeRunCount,
+    live_count: counters.live,
+    last_seq: counters.lastSeq,
+  });
+  for (const record of write.records) loaded.set(record.nodeRun.node_run_id, rowOf(runId, record));
+}
+
+function rowOf(runId: string, record: NodeRunRecord): NodeRunRow {
+  return {
+    run_id: runId,
+    node_run_id: record.nodeRun.node_run_id,
+    doc: record.nodeRun,
+    depth: record.depth,
+    constraints: record.constraints ?? null,
+    child_count: record.childCount,
+    rounds: record.rounds,
+    idempotency_key: record.idempotency?.key ?? null,
+    idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
+    completion_fingerprint: record.completionFingerprint ?? null,
+    ended_by_coordinator: record.endedByCoordinator,
+    assignment_token_hash: record.assignmentTokenHash ?? null,
+    deadline_at: record.deadlineAt ?? null,
+  };
 }

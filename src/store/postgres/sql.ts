@@ -4,7 +4,6 @@
  * name: nothing here talks to the database.
  */
 import { createHash } from 'node:crypto';
-import pg from 'pg';
 
 /** A double-quoted SQL identifier. */
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
@@ -13,43 +12,6 @@ const RUN_COLUMNS = 'run_id, doc, constraints, start_fingerprint, deadline_at, s
 const NODE_COLUMNS = `run_id, node_run_id, doc, depth, constraints, child_count, rounds, idempotency_key,
   idempotency_fingerprint, completion_fingerprint, ended_by_coordinator, assignment_token_hash, deadline_at`;
 const LIVE = `state IN ('queued', 'running')`;
-
-/** A SQL string literal, escaped by node-postgres (whatever standard_conforming_strings says). */
-export const quoteLiteral = (value: string) => pg.escapeLiteral(value);
-const textArray = (values: readonly string[]) => `ARRAY[${values.map(quoteLiteral).join(', ')}]::text[]`;
-
-/** What one decision of a batch reads. */
-export interface BatchRead {
-  readonly runId: string;
-  readonly ids: readonly string[];
-  readonly keys: { readonly parentId: string; readonly keys: readonly string[] } | undefined;
-}
-
-/**
- * The start of a batch of decisions on distinct Runs, in one round trip: BEGIN, lock their rows in
- * `run_id` order (two batches never wait on each other in a cycle), then read every NodeRun the
- * decisions need. As `beginDecision`, the reads run after the locks were granted.
- */
-export function beginBatch(schema: string, reads: readonly BatchRead[]): string {
-  const s = quoteIdent(schema);
-  const runs = reads.map((read) => read.runId);
-  const parts = [
-    'BEGIN',
-    `SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs
-      WHERE run_id = ANY(${textArray(runs)}) ORDER BY run_id FOR UPDATE`,
-  ];
-  const ids = reads.flatMap((read) => read.ids);
-  const selects: string[] = [];
-  if (ids.length > 0)
-    selects.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY(${textArray(ids)})`);
-  for (const { runId, keys } of reads) {
-    if (!keys || keys.keys.length === 0) continue;
-    selects.push(`SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE run_id = ${quoteLiteral(runId)}
-       AND parent_node_run_id = ${quoteLiteral(keys.parentId)} AND idempotency_key = ANY(${textArray(keys.keys)})`);
-  }
-  if (selects.length > 0) parts.push(selects.join(' UNION ALL '));
-  return parts.join(';\n');
-}
 
 function liveSubtree(s: string, start: 'parent_node_run_id' | 'node_run_id'): string {
   const columns = NODE_COLUMNS.replaceAll(/\b(\w+)\b/g, (column) => `n.${column}`);
@@ -66,6 +28,22 @@ function liveSubtree(s: string, start: 'parent_node_run_id' | 'node_run_id'): st
 export function statements(schema: string) {
   const s = quoteIdent(schema);
   return nameAll(schema, {
+    /** The rows of a batch's Runs, locked in run_id order (two batches never wait on each other in a cycle). */
+    lockRuns: `
+      SELECT ${RUN_COLUMNS}, node_run_count, live_count, last_seq FROM ${s}.runs
+       WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE`,
+    /**
+     * The NodeRuns a batch's decisions need: by id ($1, in any Run, to tell another Run's from
+     * unknown), and by (run, parent, idempotency key) ($2, $3, $4, side by side).
+     */
+    loadNodeRuns: `
+      SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY($1::text[])
+      UNION ALL
+      SELECT ${NODE_COLUMNS.replaceAll(/\b(\w+)\b/g, (column) => `n.${column}`)}
+        FROM ${s}.node_runs n
+        JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(run_id, parent_node_run_id, idempotency_key)
+          ON n.run_id = k.run_id AND n.parent_node_run_id = k.parent_node_run_id
+         AND n.idempotency_key = k.idempotency_key`,
     /**
      * The unfinished NodeRuns below $2, which a cascade ends (`liveSubtreeFrom`: and $2 itself).
      * Unfinished NodeRuns only have unfinished ancestors, so the walk never enters a finished one.

@@ -92,7 +92,6 @@ export class PostgresStore implements Store {
     this.#dispatching = options.dispatching ?? true;
     this.#committer = new Committer({
       pool: this.#db.pool,
-      schema: this.#schema,
       sql: this.#sql,
       concurrency: options.batchConcurrency ?? 4,
       maxBatch: 64,

@@ -109,7 +109,8 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
   if (shape.updated) {
     ctes.push(`updated AS (
         UPDATE ${s}.node_runs n
-           SET state = x.state, kind = x.kind, doc = x.doc::json, child_count = x.child_count, rounds = x.rounds,
+           SET state = x.state, kind = x.kind, doc = coalesce(x.doc::json, n.doc), child_count = x.child_count,
+               rounds = x.rounds,
                completion_fingerprint = x.completion_fingerprint, ended_by_coordinator = x.ended_by_coordinator,
                assignment_token_hash = x.assignment_token_hash, deadline_at = x.deadline_at,
                owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END
@@ -164,6 +165,10 @@ export interface PreparedWrite {
   readonly committed: RunEvent[];
   /** Executions to tell to stop (the cascade's and those the decision asked for), with their outbox ids. */
   readonly ended: EndedExecution[];
+  /** The Run's counters after the write. */
+  readonly counters: { readonly nodeRunCount: number; readonly live: number; readonly lastSeq: number };
+  /** Every NodeRun record the write creates or changes (those its cascade ended included). */
+  readonly records: readonly NodeRunRecord[];
 }
 
 /** Who holds a NodeRun after a change: set on the transitions that hand it to or take it from a process. */
@@ -197,6 +202,8 @@ function nodeArrays(
   values: WriteValues,
   part: string,
   records: readonly { record: NodeRunRecord; ownership: Ownership }[],
+  /** The rows before the change: a document that did not change is not sent again (null). */
+  before?: ReadonlyMap<string, NodeRunRow>,
 ): void {
   const column = (name: string, value: (record: NodeRunRecord, ownership: Ownership) => unknown) => {
     values[`${part}.${name}`] = records.map(({ record, ownership }) => value(record, ownership) ?? null);
@@ -205,7 +212,9 @@ function nodeArrays(
   column('parent_node_run_id', (r) => r.nodeRun.parent_node_run_id);
   column('state', (r) => r.nodeRun.state);
   column('kind', (r) => r.nodeRun.kind);
-  column('doc', (r) => JSON.stringify(r.nodeRun));
+  column('doc', (r) =>
+    before?.get(r.nodeRun.node_run_id)?.doc === r.nodeRun ? null : JSON.stringify(r.nodeRun),
+  );
   column('depth', (r) => r.depth);
   column('constraints', (r) => (r.constraints ? JSON.stringify(r.constraints) : null));
   column('child_count', (r) => r.childCount);
@@ -250,7 +259,12 @@ export function prepareWrite<T>(
     ...ended.map(({ record }) => ({ record, ownership: RELEASED })),
   ];
   if (!changes || (!changes.run && created.length + updated.length + drafts.length === 0)) {
-    return { values: [], committed: [], ended: [] };
+    const counters = {
+      nodeRunCount: locked?.node_run_count ?? 0,
+      live: locked?.live_count ?? 0,
+      lastSeq: locked ? Number(locked.last_seq) : 0,
+    };
+    return { values: [], committed: [], ended: [], counters, records: [] };
   }
   const lastSeq = locked ? Number(locked.last_seq) : 0;
   let live = (locked?.live_count ?? 0) - ended.length;
@@ -308,7 +322,7 @@ export function prepareWrite<T>(
       created.map((record) => ({ record, ownership: ownership(ctx, undefined, record) })),
     );
   }
-  if (updated.length > 0) nodeArrays(values, 'updated', updated);
+  if (updated.length > 0) nodeArrays(values, 'updated', updated, loaded);
   if (committed.length > 0) {
     values.seqs = committed.map((e) => e.seq);
     values.event_node_run_ids = committed.map((e) => e.node_run_id ?? null);
@@ -322,5 +336,12 @@ export function prepareWrite<T>(
     values.effect_kinds = stops.map((e) => e.kind ?? null);
   }
   const statement = ctx.statement(shape);
-  return { statement, values: statement.params.map((name) => values[name] ?? null), committed, ended: stops };
+  return {
+    statement,
+    values: statement.params.map((name) => values[name] ?? null),
+    committed,
+    ended: stops,
+    counters: { nodeRunCount: values.node_run_count as number, live, lastSeq: newLastSeq },
+    records: [...created, ...updated.map(({ record }) => record)],
+  };
 }
