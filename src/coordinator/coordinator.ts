@@ -7,7 +7,14 @@ import { decideComplete, decideEvaluation, nodeRunNeeds } from '../core/completi
 import { decidePolicy } from '../core/dispatch.js';
 import { rejectReservedExtensions } from '../core/extensions.js';
 import { assertClientId, type IdGenerator, randomIds } from '../core/ids.js';
-import { type Decision, type Effect, isTerminal, type Needs, type RunView } from '../core/model.js';
+import {
+  type Decision,
+  type Effect,
+  isTerminal,
+  type Needs,
+  type NodeRunRecord,
+  type RunView,
+} from '../core/model.js';
 import { createNeeds, decideCreateNodeRuns } from '../core/node-runs.js';
 import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../core/runs.js';
 import { nodeRunNotFound, runNotFound } from '../errors.js';
@@ -19,6 +26,7 @@ import type {
   NodeRunsCreateRequest,
   NodeTypeRef,
   Run,
+  RunContext,
   RunStartRequest,
 } from '../gen/contract.js';
 import type { CommittedDecision, Store } from '../store/store.js';
@@ -141,6 +149,8 @@ export class Coordinator {
       maxLiveRuns !== undefined && (await this.store.countLiveRuns()) >= maxLiveRuns
         ? { limit: maxLiveRuns }
         : undefined;
+    // A local allow is known without asking: it is recorded in the start's own commit.
+    const local = this.#policy?.local?.decision === 'allow' ? this.#policy.local : undefined;
     const started = await this.store.mutate(runId, RUN_ONLY, (view) =>
       decideStartRun(view, {
         request,
@@ -150,11 +160,12 @@ export class Coordinator {
         now: this.#clock.now(),
         ...(defaultMaxWallTimeMs !== undefined ? { defaultMaxWallTimeMs } : {}),
         ...(full ? { full } : {}),
+        ...(local ? { policy: { action: 'run.start' as const, decision: local } } : {}),
       }),
     );
     // An identical retry returns the existing Run and starts nothing.
-    if (!started.changes || !this.#policy) {
-      this.#runEffects(started.effects);
+    if (!started.changes || !this.#policy || local) {
+      this.#runEffects(started, started.value.run_context);
       return started.value;
     }
     const run = started.value;
@@ -174,8 +185,8 @@ export class Coordinator {
     // is the Run as these two commits left it, not as the dispatch started below may change it.
     const answer =
       recorded.changes?.run?.run ?? (recorded.value ? run : ((await this.store.getRun(runId))?.run ?? run));
-    this.#runEffects(started.effects);
-    this.#runEffects(recorded.effects);
+    this.#runEffects(started, run.run_context);
+    this.#runEffects(recorded);
     return answer;
   }
 
@@ -303,14 +314,38 @@ export class Coordinator {
 
   /** Commits a decision on one Run and carries out its effects; the value is the decision's. */
   async commit<T>(runId: string, needs: Needs, decide: (view: RunView) => Decision<T>): Promise<T> {
-    const decision = await this.store.mutate(runId, needs, decide);
-    this.#settle(decision);
-    this.#runEffects(decision.effects);
-    return decision.value;
+    return (await this.commitDecision(runId, needs, decide)).value;
   }
 
-  #runEffects(effects: readonly Effect[] | undefined): void {
-    for (const effect of effects ?? []) this.#run(effect);
+  /** As `commit`, answering the whole committed decision (its changes too). */
+  async commitDecision<T>(
+    runId: string,
+    needs: Needs,
+    decide: (view: RunView) => Decision<T>,
+  ): Promise<CommittedDecision<T>> {
+    const decision = await this.store.mutate(runId, needs, decide);
+    this.#settle(decision);
+    this.#runEffects(decision);
+    return decision;
+  }
+
+  /** The effects of a committed decision; new NodeRuns go to dispatch with their records. */
+  #runEffects(decision: Decision<unknown>, runContext?: RunContext): void {
+    const created = new Map((decision.changes?.created ?? []).map((r) => [r.nodeRun.node_run_id, r]));
+    for (const effect of decision.effects ?? []) {
+      const record = effect.type === 'dispatch' ? created.get(effect.nodeRunId) : undefined;
+      if (record)
+        this.#dispatch(record.nodeRun.node_run_id, { record, ...(runContext ? { runContext } : {}) });
+      else this.#run(effect);
+    }
+  }
+
+  #dispatch(nodeRunId: string, known: { record: NodeRunRecord; runContext?: RunContext }): void {
+    try {
+      this.#execution.dispatch(nodeRunId, known);
+    } catch (error) {
+      this.#onBackgroundError(error, 'effect dispatch');
+    }
   }
 
   /**

@@ -63,7 +63,8 @@ function failureOf(error: unknown): ErrorDetail {
 export class Dispatcher implements ExecutionPort {
   readonly #options: DispatcherOptions;
   readonly #coordinator: Coordinator;
-  readonly #queue: string[] = [];
+  readonly #queue: { readonly nodeRunId: string; readonly record?: NodeRunRecord }[] = [];
+  readonly #contexts = new Map<string, RunContext | undefined>();
   #head = 0;
   #active = 0;
   #closed = false;
@@ -78,10 +79,18 @@ export class Dispatcher implements ExecutionPort {
     this.#options = options;
   }
 
-  dispatch(nodeRunId: string): void {
+  dispatch(nodeRunId: string, known?: { record: NodeRunRecord; runContext?: RunContext }): void {
     if (this.#closed) return;
-    this.#queue.push(nodeRunId);
+    if (known?.runContext) this.#remember(known.record.nodeRun.run_id, known.runContext);
+    this.#queue.push(known ? { nodeRunId, record: known.record } : { nodeRunId });
     this.#pump();
+  }
+
+  /** Runs' contexts (immutable), so that dispatching a NodeRun seldom needs to read its Run. */
+  #remember(runId: string, runContext: RunContext | undefined): void {
+    this.#contexts.delete(runId);
+    this.#contexts.set(runId, runContext);
+    if (this.#contexts.size > 10_000) this.#contexts.delete(this.#contexts.keys().next().value as string);
   }
 
   cancel(execution: EndedExecution): void {
@@ -162,13 +171,13 @@ export class Dispatcher implements ExecutionPort {
 
   #pump(): void {
     while (this.#active < this.#options.concurrency && this.#pending() > 0) {
-      const id = this.#queue[this.#head++]!;
+      const { nodeRunId: id, record } = this.#queue[this.#head++]!;
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue.splice(0, this.#head);
         this.#head = 0;
       }
       this.#active++;
-      this.#run(id)
+      this.#run(id, record)
         .catch((error) => this.#options.onError(error, `dispatch of ${id}`))
         .finally(() => {
           this.#active--;
@@ -179,13 +188,18 @@ export class Dispatcher implements ExecutionPort {
     }
   }
 
-  async #run(nodeRunId: string): Promise<void> {
+  async #run(nodeRunId: string, known: NodeRunRecord | undefined): Promise<void> {
     const store = this.#coordinator.store;
-    const record = await store.getNodeRun(nodeRunId);
+    const record = known ?? (await store.getNodeRun(nodeRunId));
     if (record?.nodeRun.state !== 'queued') return;
     const runId = record.nodeRun.run_id;
-    const run = await store.getRun(runId);
-    if (!run || isTerminal(run.run.state)) return;
+    // The claim checks the Run is still running; its context is all dispatch needs from it.
+    if (!this.#contexts.has(runId)) {
+      const run = await store.getRun(runId);
+      if (!run || isTerminal(run.run.state)) return;
+      this.#remember(runId, run.run.run_context);
+    }
+    const runContext = this.#contexts.get(runId);
     const now = () => this.#coordinator.now();
 
     const kind = record.nodeRun.kind ?? (await this.#options.kinds.kindOf(record.nodeRun.node_type_ref));
@@ -201,7 +215,7 @@ export class Dispatcher implements ExecutionPort {
       );
       return;
     }
-    const policy = await this.#decide(record, run.run.run_context);
+    const policy = await this.#decide(record, runContext);
     // Shutdown began while the kind or the policy was being asked: claim nothing. The NodeRun stays
     // queued (a durable store hands it to another instance).
     if (this.#closed) return;
@@ -212,7 +226,7 @@ export class Dispatcher implements ExecutionPort {
     const controller = new AbortController();
     this.#inflight.set(nodeRunId, controller);
     const claimedAt = now();
-    const claim = await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
+    const claimed = await this.#coordinator.commitDecision(runId, nodeRunNeeds(nodeRunId), (view) =>
       decideClaim(view, {
         nodeRunId,
         kind,
@@ -227,10 +241,10 @@ export class Dispatcher implements ExecutionPort {
       }),
     );
     try {
-      if (claim !== 'claimed' || controller.signal.aborted) return;
-      const claimed = (await store.getNodeRun(nodeRunId))!;
-      if (kind === 'atomic') await this.#execute(claimed, run.run.run_context, controller);
-      else await this.#begin(claimed, run.run.run_context, token!, controller);
+      if (claimed.value !== 'claimed' || controller.signal.aborted) return;
+      const running = claimed.changes!.updated![0]!;
+      if (kind === 'atomic') await this.#execute(running, runContext, controller);
+      else await this.#begin(running, runContext, token!, controller);
     } finally {
       if (this.#inflight.get(nodeRunId) === controller) this.#inflight.delete(nodeRunId);
     }

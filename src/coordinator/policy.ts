@@ -10,6 +10,8 @@ import type { PolicyDecision, PolicyDecisionRequest } from '../gen/contract.js';
 
 export interface PolicyPort {
   decide(request: PolicyDecisionRequest): Promise<PolicyDecision>;
+  /** The decision every checkpoint gets, when it is known without asking (no PDP). */
+  readonly local?: PolicyDecision;
 }
 
 /** Without a PDP: every checkpoint gets the configured default. */
@@ -26,7 +28,7 @@ export function localPolicy(outcome: 'allow' | 'deny'): PolicyPort {
           reason_code: 'policy_unconfigured',
           message: 'No PDP configured; RC_POLICY_DEFAULT=deny',
         };
-  return { decide: async () => decision };
+  return { decide: async () => decision, local: decision };
 }
 
 export function pdpPolicy(pdp: PdpClient, onError: (error: unknown) => void = () => {}): PolicyPort {

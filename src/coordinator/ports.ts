@@ -4,8 +4,8 @@
  */
 
 import { kindFromPrefix } from '../core/ids.js';
-import type { EndedExecution } from '../core/model.js';
-import type { NodeKind, NodeTypeRef } from '../gen/contract.js';
+import type { EndedExecution, NodeRunRecord } from '../core/model.js';
+import type { NodeKind, NodeTypeRef, RunContext } from '../gen/contract.js';
 
 export interface Clock {
   now(): Date;
@@ -25,8 +25,11 @@ export const prefixKinds: KindResolver = { kindOf: (ref) => kindFromPrefix(ref.n
  * state authority and NodeRuns stay `queued` until an external worker completes them.
  */
 export interface ExecutionPort {
-  /** A NodeRun became `queued`. Must return at once; execution happens in the background. */
-  dispatch(nodeRunId: string): void;
+  /**
+   * A NodeRun became `queued`. Must return at once; execution happens in the background. The
+   * committed record and its Run's context, when the caller has them, spare reading them back.
+   */
+  dispatch(nodeRunId: string, known?: { record: NodeRunRecord; runContext?: RunContext }): void;
   /** The coordinator ended a `running` NodeRun; tell its executor (best effort, in the background). */
   cancel(execution: EndedExecution): void;
   /** A NodeRun reached a terminal state, however it got there (to drop its deadline and the like). */

@@ -8,6 +8,7 @@ import { ArpError, runNotFound, TERMINATION_CODES, type TerminationCode } from '
 import type { NodeKind, RunStartRequest } from '../gen/contract.js';
 import { canonicalJson } from './canonical.js';
 import { mergeConstraints } from './constraints.js';
+import { type PolicyRecord, policyEvent } from './dispatch.js';
 import {
   type Decision,
   type Effect,
@@ -34,6 +35,8 @@ export interface StartRunInput {
   readonly defaultMaxWallTimeMs?: number;
   /** Set when no new Run may start (the live-Run cap); an identical retry is still answered. */
   readonly full?: { readonly limit: number };
+  /** A `run.start` allow known before the start (no PDP), recorded with it. */
+  readonly policy?: PolicyRecord;
 }
 
 /** The Run's own constraints, with the default wall-time budget when it sets none. */
@@ -95,6 +98,7 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
       events: [
         { type: 'run_started', time, data: { root_node_run_id: rootNodeRunId } },
         { type: 'node_run_assigned', time, node_run_id: rootNodeRunId, data: { root: true } },
+        ...(input.policy ? [policyEvent(rootNodeRunId, input.policy, time)] : []),
       ],
     },
     effects,

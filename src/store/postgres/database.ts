@@ -38,6 +38,11 @@ export function openDatabase(options: DatabaseOptions): Database {
     connectionString: options.url,
     statement_timeout: options.statementTimeoutMs,
     application_name: 'arp-run-coordinator',
+    // Every statement of the store finds its rows through an index. Right after a schema is created
+    // (or a table has grown fast since it was last analyzed) the planner thinks the tables are tiny
+    // and scans them whole, and prepared statements keep that plan; a point read then costs a scan
+    // of the table. Scans stay possible where no index serves, just never preferred.
+    options: '-c enable_seqscan=off',
   };
   // Pipelined: the writes of a batch and its COMMIT go out back to back, not one round trip each.
   const pool = new pg.Pool({

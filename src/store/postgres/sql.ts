@@ -39,11 +39,13 @@ export function statements(schema: string) {
     loadNodeRuns: `
       SELECT ${NODE_COLUMNS} FROM ${s}.node_runs WHERE node_run_id = ANY($1::text[])
       UNION ALL
-      SELECT ${NODE_COLUMNS.replaceAll(/\b(\w+)\b/g, (column) => `n.${column}`)}
-        FROM ${s}.node_runs n
-        JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(run_id, parent_node_run_id, idempotency_key)
-          ON n.run_id = k.run_id AND n.parent_node_run_id = k.parent_node_run_id
-         AND n.idempotency_key = k.idempotency_key`,
+      SELECT n.* FROM unnest($2::text[], $3::text[], $4::text[]) AS k(run_id, parent_node_run_id, idempotency_key)
+       -- One index lookup per key, whatever plan the prepared statement settles on.
+       CROSS JOIN LATERAL (
+         SELECT ${NODE_COLUMNS} FROM ${s}.node_runs
+          WHERE run_id = k.run_id AND parent_node_run_id = k.parent_node_run_id
+            AND idempotency_key = k.idempotency_key
+       ) n`,
     /**
      * The unfinished NodeRuns below $2, which a cascade ends (`liveSubtreeFrom`: and $2 itself).
      * Unfinished NodeRuns only have unfinished ancestors, so the walk never enters a finished one.

@@ -87,7 +87,7 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
         RETURNING 1)`);
   } else if (shape.run === 'update') {
     ctes.push(`run_row AS (
-        UPDATE ${s}.runs SET state = ${p('state')}, doc = ${p('doc', '::json')},
+        UPDATE ${s}.runs SET state = ${p('state')}, doc = coalesce(${p('doc', '::json')}, doc),
                              deadline_at = ${p('deadline_at', '::bigint')}, steps = ${p('steps', '::integer')},
                              ended_at = ${p('ended_at', '::timestamptz')}, ${counters}
          WHERE run_id = ${run} RETURNING 1)`);
@@ -301,7 +301,8 @@ export function prepareWrite<T>(
   if (run) {
     Object.assign(values, {
       state: run.run.state,
-      doc: JSON.stringify(run.run),
+      // Unchanged (a claim counting a step): not sent, not rewritten.
+      doc: locked?.doc === run.run ? null : JSON.stringify(run.run),
       constraints: run.constraints ? JSON.stringify(run.constraints) : null,
       start_fingerprint: run.startFingerprint,
       deadline_at: run.deadlineAt ?? null,
