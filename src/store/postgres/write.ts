@@ -35,32 +35,15 @@ export interface WriteStatement extends Statement {
   readonly params: readonly string[];
 }
 
-/** The columns of NodeRun rows, each passed as an array; `doc` travels as text and becomes json. */
-const NODE_ARRAYS: readonly [column: string, type: string][] = [
-  ['node_run_id', 'text'],
-  ['parent_node_run_id', 'text'],
-  ['state', 'text'],
-  ['kind', 'text'],
-  ['doc', 'text'],
-  ['depth', 'integer'],
-  ['constraints', 'text'],
-  ['child_count', 'integer'],
-  ['rounds', 'integer'],
-  ['idempotency_key', 'text'],
-  ['idempotency_fingerprint', 'text'],
-  ['completion_fingerprint', 'text'],
-  ['ended_by_coordinator', 'boolean'],
-  ['assignment_token_hash', 'text'],
-  ['deadline_at', 'bigint'],
-  ['set_owner', 'boolean'],
-  ['owner', 'text'],
-];
-
-/** `unnest($a::text[], $b::integer[], ...) AS x(a, b, ...)` over the NodeRun arrays of `part`. */
-function nodeRows(p: (name: string, cast?: string) => string, part: string): string {
-  const arrays = NODE_ARRAYS.map(([column, type]) => p(`${part}.${column}`, `::${type}[]`)).join(', ');
-  return `unnest(${arrays}) AS x(${NODE_ARRAYS.map(([column]) => column).join(', ')})`;
-}
+/**
+ * NodeRun rows as ONE json parameter (an array of row objects), read with json_to_recordset: the
+ * `doc` of each row is a json value whose text is kept exactly as written. One parameter costs the
+ * driver one string instead of an escaped array literal per column.
+ */
+const NODE_RECORDSET = `x(node_run_id text, parent_node_run_id text, state text, kind text, doc json,
+  depth integer, constraints jsonb, child_count integer, rounds integer, idempotency_key text,
+  idempotency_fingerprint text, completion_fingerprint text, ended_by_coordinator boolean,
+  assignment_token_hash text, deadline_at bigint, set_owner boolean, owner text)`;
 
 export function writeStatement(schema: string, shape: WriteShape): WriteStatement {
   const s = quoteIdent(schema);
@@ -103,29 +86,29 @@ export function writeStatement(schema: string, shape: WriteShape): WriteStatemen
         SELECT ${run}, node_run_id, parent_node_run_id, state, kind, doc::json, depth, constraints::jsonb,
                child_count, rounds, idempotency_key, idempotency_fingerprint, completion_fingerprint,
                ended_by_coordinator, assignment_token_hash, deadline_at, owner
-          FROM ${nodeRows(p, 'created')}
+          FROM json_to_recordset(${p('created', '::json')}) AS ${NODE_RECORDSET}
         RETURNING 1)`);
   }
   if (shape.updated) {
     ctes.push(`updated AS (
         UPDATE ${s}.node_runs n
-           SET state = x.state, kind = x.kind, doc = coalesce(x.doc::json, n.doc), child_count = x.child_count,
+           SET state = x.state, kind = x.kind, doc = coalesce(x.doc, n.doc), child_count = x.child_count,
                rounds = x.rounds,
                completion_fingerprint = x.completion_fingerprint, ended_by_coordinator = x.ended_by_coordinator,
                assignment_token_hash = x.assignment_token_hash, deadline_at = x.deadline_at,
                owner = CASE WHEN x.set_owner THEN x.owner ELSE n.owner END
-          FROM ${nodeRows(p, 'updated')}
+          FROM json_to_recordset(${p('updated', '::json')}) AS ${NODE_RECORDSET}
          -- By key: the ids again as a plain array, so that the rows are looked up, not joined to the Run.
-         WHERE n.run_id = ${run} AND n.node_run_id = ANY(${p('updated.node_run_id', '::text[]')})
+         WHERE n.run_id = ${run} AND n.node_run_id = ANY(${p('updated_ids', '::text[]')})
            AND n.node_run_id = x.node_run_id
         RETURNING 1)`);
   }
   if (shape.events) {
     ctes.push(`appended AS (
         INSERT INTO ${s}.run_events (run_id, seq, node_run_id, line)
-        SELECT ${run}, seq, node_run_id, line
-          FROM unnest(${p('seqs', '::bigint[]')}, ${p('event_node_run_ids', '::text[]')}, ${p('lines', '::text[]')})
-               AS e(seq, node_run_id, line)
+        -- Each event is one element of a json array; its text is the line, exactly as written.
+        SELECT ${run}, (value ->> 'seq')::bigint, value ->> 'node_run_id', value::text
+          FROM json_array_elements(${p('events', '::json')})
         RETURNING 1)`);
   }
   if (shape.effects) {
@@ -197,36 +180,35 @@ function ownership(ctx: WriterContext, before: NodeRunRow | undefined, after: No
   return NOT_OWNED;
 }
 
-/** NodeRun records as the parallel arrays of `nodeRows`, under `part.<column>`. */
-function nodeArrays(
-  values: WriteValues,
-  part: string,
+/** NodeRun records as the json array `NODE_RECORDSET` reads (a document that did not change: null). */
+function nodeRowsJson(
   records: readonly { record: NodeRunRecord; ownership: Ownership }[],
-  /** The rows before the change: a document that did not change is not sent again (null). */
   before?: ReadonlyMap<string, NodeRunRow>,
-): void {
-  const column = (name: string, value: (record: NodeRunRecord, ownership: Ownership) => unknown) => {
-    values[`${part}.${name}`] = records.map(({ record, ownership }) => value(record, ownership) ?? null);
-  };
-  column('node_run_id', (r) => r.nodeRun.node_run_id);
-  column('parent_node_run_id', (r) => r.nodeRun.parent_node_run_id);
-  column('state', (r) => r.nodeRun.state);
-  column('kind', (r) => r.nodeRun.kind);
-  column('doc', (r) =>
-    before?.get(r.nodeRun.node_run_id)?.doc === r.nodeRun ? null : JSON.stringify(r.nodeRun),
+): string {
+  return JSON.stringify(
+    records.map(({ record, ownership }) => {
+      const { nodeRun } = record;
+      return {
+        node_run_id: nodeRun.node_run_id,
+        parent_node_run_id: nodeRun.parent_node_run_id ?? null,
+        state: nodeRun.state,
+        kind: nodeRun.kind ?? null,
+        doc: before?.get(nodeRun.node_run_id)?.doc === nodeRun ? null : nodeRun,
+        depth: record.depth,
+        constraints: record.constraints ?? null,
+        child_count: record.childCount,
+        rounds: record.rounds,
+        idempotency_key: record.idempotency?.key ?? null,
+        idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
+        completion_fingerprint: record.completionFingerprint ?? null,
+        ended_by_coordinator: record.endedByCoordinator,
+        assignment_token_hash: record.assignmentTokenHash ?? null,
+        deadline_at: record.deadlineAt ?? null,
+        set_owner: ownership.set,
+        owner: ownership.owner,
+      };
+    }),
   );
-  column('depth', (r) => r.depth);
-  column('constraints', (r) => (r.constraints ? JSON.stringify(r.constraints) : null));
-  column('child_count', (r) => r.childCount);
-  column('rounds', (r) => r.rounds);
-  column('idempotency_key', (r) => r.idempotency?.key);
-  column('idempotency_fingerprint', (r) => r.idempotency?.fingerprint);
-  column('completion_fingerprint', (r) => r.completionFingerprint);
-  column('ended_by_coordinator', (r) => r.endedByCoordinator);
-  column('assignment_token_hash', (r) => r.assignmentTokenHash);
-  column('deadline_at', (r) => r.deadlineAt);
-  column('set_owner', (_r, o) => o.set);
-  column('owner', (_r, o) => o.owner);
 }
 
 /**
@@ -317,17 +299,16 @@ export function prepareWrite<T>(
     });
   }
   if (created.length > 0) {
-    nodeArrays(
-      values,
-      'created',
+    values.created = nodeRowsJson(
       created.map((record) => ({ record, ownership: ownership(ctx, undefined, record) })),
     );
   }
-  if (updated.length > 0) nodeArrays(values, 'updated', updated, loaded);
+  if (updated.length > 0) {
+    values.updated_ids = updated.map(({ record }) => record.nodeRun.node_run_id);
+    values.updated = nodeRowsJson(updated, loaded);
+  }
   if (committed.length > 0) {
-    values.seqs = committed.map((e) => e.seq);
-    values.event_node_run_ids = committed.map((e) => e.node_run_id ?? null);
-    values.lines = committed.map((e) => JSON.stringify(e));
+    values.events = JSON.stringify(committed);
     values.channel = ctx.channel;
     values.notification = `${newLastSeq} ${runId}`;
   }
