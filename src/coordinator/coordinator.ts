@@ -41,6 +41,7 @@ import {
   systemClock,
   systemTimers,
   type Timers,
+  wallTimers,
 } from './ports.js';
 import { Reconciler } from './reconciler.js';
 
@@ -118,8 +119,8 @@ export class Coordinator {
         ...defaultRecovery,
         ...deps.recovery,
         dispatching: this.#execution !== noExecution,
-        // Its schedule runs on real time whatever timers tests inject for deadlines.
-        timers: systemTimers,
+        // Its schedule runs on real time whatever timers are injected or installed for deadlines.
+        timers: wallTimers,
         onError: this.#onBackgroundError,
       });
   }

@@ -3,6 +3,7 @@
  * forks can swap implementations: time, ids, node kinds, execution and timers.
  */
 
+import * as nodeTimers from 'node:timers';
 import { kindFromPrefix } from '../core/ids.js';
 import type { EndedExecution, NodeRunRecord } from '../core/model.js';
 import type { NodeKind, NodeTypeRef, RunContext } from '../gen/contract.js';
@@ -63,6 +64,20 @@ export const systemTimers: Timers = {
     return handle;
   },
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * Timers from `node:timers`, which keep real time even where the global `setTimeout` is replaced
+ * (as fake timers do to move a process through days): for background schedules such as the
+ * reconciler's, whose pace is the machine's, not the coordinator's clock.
+ */
+export const wallTimers: Timers = {
+  setTimeout: (callback, ms) => {
+    const handle = nodeTimers.setTimeout(callback, ms);
+    handle.unref();
+    return handle;
+  },
+  clearTimeout: (handle) => nodeTimers.clearTimeout(handle as NodeJS.Timeout),
 };
 
 /** Longest delay a Node.js timer honours; a longer one fires after 1 ms. */
