@@ -40,7 +40,10 @@ export interface PostgresStoreOptions {
   readonly onListenerError?: (error: unknown) => void;
   /** Close the database with the store (when the store opened it). */
   readonly ownsDatabase?: boolean;
-  /** Batches of decisions committed at once (each holds a connection); default 4. */
+  /**
+   * Batches of decisions committed at once (each holds a connection); default 2. Fewer, larger
+   * batches cost the database less per decision, and while two are in flight the next one fills.
+   */
   readonly batchConcurrency?: number;
   /**
    * Whether this process dispatches the NodeRuns it creates (default true). Those of a process that
@@ -93,7 +96,7 @@ export class PostgresStore implements Store {
     this.#committer = new Committer({
       pool: this.#db.pool,
       sql: this.#sql,
-      concurrency: options.batchConcurrency ?? 4,
+      concurrency: options.batchConcurrency ?? 2,
       maxBatch: 64,
       context: () => {
         const now = this.#now();
