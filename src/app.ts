@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { authorizeAssignment, installAuth } from './auth/hooks.js';
 import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
+import type { CallRecord } from './clients/http.js';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
 import type { Coordinator } from './coordinator/coordinator.js';
 import { systemClock } from './coordinator/ports.js';
@@ -140,11 +141,14 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
           maxFinishedRuns: options.maxFinishedRuns,
           onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),
         }));
+  // Observers of outgoing calls (metrics, health, logs) register on `app.serviceCalls`.
+  const callObservers: ((record: CallRecord) => void)[] = deps.onServiceCall ? [deps.onServiceCall] : [];
   const wired = buildCoordinator(
     store,
     contract,
     options.orchestration,
     {
+      userAgent: `${PACKAGE.name}/${PACKAGE.version}`,
       ...(options.auth.outbound ? { outboundAuth: options.auth.outbound } : {}),
       ...(database
         ? {
@@ -162,6 +166,9 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
           : {}),
       },
       ...deps,
+      onServiceCall: (record) => {
+        for (const observe of callObservers) observe(record);
+      },
     },
     onBackgroundError,
   );
@@ -334,6 +341,11 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   });
   app.decorate('coordinator', coordinator);
   app.decorate('eventStreams', events);
+  app.decorate('serviceCalls', {
+    observe: (observer: (record: CallRecord) => void) => {
+      callObservers.push(observer);
+    },
+  });
   app.decorate('verifier', verifier);
   app.decorate(
     'storeDescription',
@@ -358,6 +370,8 @@ declare module 'fastify' {
     coordinator: Coordinator;
     /** Open event streams and their shared per-Run feeds (diagnostics). */
     eventStreams: EventStreams;
+    /** Outgoing calls to the executors, registry, PDP and selection, as they end. */
+    serviceCalls: { observe(observer: (record: CallRecord) => void): void };
     /** Which store holds the Runs, for the startup log (never with a password). */
     storeDescription: string;
     /** The JWT verifier when inbound authentication is on. */

@@ -9,6 +9,7 @@ export class AtomicExecutorClient {
   async execute(body: AtomicExecuteRequest, options: { timeoutMs: number; signal?: AbortSignal }) {
     const { body: result } = await this.http.call<AtomicExecuteResult>({
       method: 'POST',
+      operation: 'execute',
       path: '/v1/atomic-node-runs:execute',
       body,
       requestSchema: 'AtomicExecuteRequest',
@@ -24,6 +25,7 @@ export class AtomicExecutorClient {
   async cancel(nodeRunId: string): Promise<void> {
     await this.http.call({
       method: 'POST',
+      operation: 'cancel',
       path: `/v1/atomic-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,
       safeToRetry: true,
       acceptStatuses: [404],

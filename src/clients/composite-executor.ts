@@ -9,6 +9,7 @@ export class CompositeExecutorClient {
   async begin(body: CompositeBeginRequest, signal?: AbortSignal): Promise<CompositeBeginResponse> {
     const { body: response } = await this.http.call<CompositeBeginResponse>({
       method: 'POST',
+      operation: 'begin',
       path: '/v1/composite-node-runs:begin',
       body,
       requestSchema: 'CompositeBeginRequest',
@@ -22,6 +23,7 @@ export class CompositeExecutorClient {
   async cancel(nodeRunId: string): Promise<void> {
     await this.http.call({
       method: 'POST',
+      operation: 'cancel',
       path: `/v1/composite-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,
       safeToRetry: true,
       acceptStatuses: [404],

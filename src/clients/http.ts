@@ -79,9 +79,31 @@ export interface ServiceClientOptions {
   readonly maxResponseBytes?: number;
   /** Headers added to every call (e.g. an Authorization header). */
   readonly headers?: () => Record<string, string> | Promise<Record<string, string>>;
+  /** `user-agent` of every call (default: none set, undici's own). */
+  readonly userAgent?: string;
+  /** Told of every attempt once it has ended, whatever its outcome (metrics, health, logs). */
+  readonly onCall?: (record: CallRecord) => void;
+}
+
+/** One attempt of an outgoing call, as observers see it. Never carries the peer's URL. */
+export interface CallRecord {
+  readonly service: ServiceName;
+  /** The operation called, a fixed name per client method (`execute`, `cancel`, `decide`...). */
+  readonly operation: string;
+  /** `ok`, an accepted non-2xx answer included, or what went wrong. */
+  readonly outcome: 'ok' | FailureKind | 'aborted';
+  /** HTTP status of the answer, when there was one. */
+  readonly status: number | undefined;
+  readonly durationMs: number;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /** The failure's code (`<service>_<kind>`), for failed attempts. */
+  readonly code: string | undefined;
 }
 
 export interface CallOptions {
+  /** Fixed name of the operation, for observers (metrics label: never an id). */
+  readonly operation: string;
   readonly method: 'GET' | 'POST';
   readonly path: string;
   readonly body?: unknown;
@@ -129,7 +151,7 @@ export class ServiceClient {
     const attempts = options.safeToRetry ? this.#retry.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#once<T>(options);
+        return await this.#observed<T>(options, attempt);
       } catch (error) {
         const retryable =
           error instanceof ServiceError &&
@@ -148,12 +170,44 @@ export class ServiceClient {
     return new ServiceError(this.service, kind, message, details, status);
   }
 
+  /** One attempt, reported to `onCall` when it ends. */
+  async #observed<T>(options: CallOptions, attempt: number): Promise<CallResult<T>> {
+    const onCall = this.#options.onCall;
+    if (!onCall) return this.#once<T>(options);
+    const started = performance.now();
+    const report = (outcome: CallRecord['outcome'], status: number | undefined, code: string | undefined) => {
+      try {
+        onCall({
+          service: this.service,
+          operation: options.operation,
+          outcome,
+          status,
+          durationMs: performance.now() - started,
+          attempt,
+          code,
+        });
+      } catch {
+        // An observer's failure never changes the call's outcome.
+      }
+    };
+    try {
+      const result = await this.#once<T>(options);
+      report('ok', result.status, undefined);
+      return result;
+    } catch (error) {
+      if (error instanceof ServiceError) report(error.kind, error.status, error.code);
+      else report('aborted', undefined, undefined);
+      throw error;
+    }
+  }
+
   async #once<T>(options: CallOptions): Promise<CallResult<T>> {
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const headers: Record<string, string> = {
       accept: 'application/json',
+      ...(this.#options.userAgent ? { 'user-agent': this.#options.userAgent } : {}),
       ...(await this.#options.headers?.()),
     };
     if (options.body !== undefined) headers['content-type'] = 'application/json';

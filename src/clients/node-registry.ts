@@ -73,6 +73,7 @@ export class NodeRegistryClient {
     const query = new URLSearchParams({ version: ref.version });
     const { status, body } = await this.http.call<NodeType>({
       method: 'GET',
+      operation: 'get_node_type',
       path: `/v1/node-types/${encodeURIComponent(ref.node_type_id)}?${query}`,
       responseSchema: 'NodeType',
       safeToRetry: true,

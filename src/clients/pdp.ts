@@ -9,6 +9,7 @@ export class PdpClient {
   async decide(body: PolicyDecisionRequest): Promise<PolicyDecision> {
     const { body: decision } = await this.http.call<PolicyDecision>({
       method: 'POST',
+      operation: 'decide',
       path: '/v1/policy:decide',
       body,
       requestSchema: 'PolicyDecisionRequest',

@@ -11,6 +11,7 @@ export class SelectionClient {
   async candidateSet(body: CandidateSetRequest): Promise<CandidateSet> {
     const { body: set } = await this.http.call<CandidateSet>({
       method: 'POST',
+      operation: 'generate_candidate_set',
       path: '/v1/candidate-sets',
       body,
       requestSchema: 'CandidateSetRequest',

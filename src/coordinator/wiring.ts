@@ -7,7 +7,7 @@ import { ClientCredentialsTokens } from '../auth/outbound.js';
 import type { OutboundAuth } from '../auth/settings.js';
 import { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import { CompositeExecutorClient } from '../clients/composite-executor.js';
-import { type RetryPolicy, ServiceClient, type ServiceName } from '../clients/http.js';
+import { type CallRecord, type RetryPolicy, ServiceClient, type ServiceName } from '../clients/http.js';
 import { NodeRegistryClient } from '../clients/node-registry.js';
 import { PdpClient } from '../clients/pdp.js';
 import { SelectionClient } from '../clients/selection.js';
@@ -78,12 +78,16 @@ export interface WiringDeps extends Omit<CoordinatorDeps, 'store' | 'onBackgroun
   readonly retry?: RetryPolicy;
   /** Client credentials for outgoing calls; without them calls carry no token. */
   readonly outboundAuth?: OutboundAuth;
+  /** Told of every attempt of every outgoing call (see `CallRecord`). */
+  readonly onServiceCall?: (record: CallRecord) => void;
+  /** `user-agent` of outgoing calls. */
+  readonly userAgent?: string;
 }
 
 export function buildClients(
   options: OrchestrationOptions,
   contract: Contract,
-  deps: Pick<WiringDeps, 'httpDispatcher' | 'retry' | 'outboundAuth'>,
+  deps: Pick<WiringDeps, 'httpDispatcher' | 'retry' | 'outboundAuth' | 'onServiceCall' | 'userAgent'>,
 ): Clients {
   const { services } = options;
   if (!Object.values(services).some(Boolean)) return {};
@@ -109,6 +113,8 @@ export function buildClients(
       validators,
       ...(deps.httpDispatcher ? { dispatcher: deps.httpDispatcher } : {}),
       ...(deps.retry ? { retry: deps.retry } : {}),
+      ...(deps.onServiceCall ? { onCall: deps.onServiceCall } : {}),
+      ...(deps.userAgent ? { userAgent: deps.userAgent } : {}),
       ...(tokens
         ? { headers: async () => ({ authorization: `Bearer ${await tokens.token(audienceOf[service])}` }) }
         : {}),

@@ -157,6 +157,7 @@ describe('every service answer', () => {
       retry: { retries: 0, backoff: () => 0 },
     });
     const call = client.call({
+      operation: 'get_node_type',
       method: 'GET',
       path: '/v1/node-types/atomic.echo',
       responseSchema: 'NodeType',

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type CallOptions,
+  type CallRecord,
   jitteredBackoff,
   normalizeBaseUrl,
   ServiceClient,
@@ -19,6 +20,7 @@ const { fake, agent } = useFakes();
 
 const TYPE_PATH = '/v1/node-types/atomic.echo';
 const getType: CallOptions = {
+  operation: 'get_node_type',
   method: 'GET',
   path: `${TYPE_PATH}?version=1.0.0`,
   responseSchema: 'NodeType',
@@ -27,6 +29,7 @@ const getType: CallOptions = {
 const nodeType = { node_type_id: 'atomic.echo', version: '1.0.0', kind: 'atomic' };
 const policyRequest = { action: 'run.start', run_id: 'r1' };
 const decide: CallOptions = {
+  operation: 'decide',
   method: 'POST',
   path: '/v1/policy:decide',
   body: policyRequest,
@@ -324,7 +327,12 @@ describe('contract validation', () => {
     const server = await scripted('POST', '/v1/atomic-node-runs/n1:cancel', [{ status: 204 }]);
     const { http } = client(server.url, { service: 'atomic_executor' });
     expect(
-      await http.call({ method: 'POST', path: '/v1/atomic-node-runs/n1:cancel', safeToRetry: true }),
+      await http.call({
+        operation: 'cancel',
+        method: 'POST',
+        path: '/v1/atomic-node-runs/n1:cancel',
+        safeToRetry: true,
+      }),
     ).toEqual({ status: 204, body: undefined });
   });
 
@@ -350,6 +358,7 @@ describe('contract validation', () => {
     const { http } = client(server.url, { service: 'atomic_executor' });
     const error = await failure(
       http.call({
+        operation: 'execute',
         method: 'POST',
         path: '/v1/atomic-node-runs:execute',
         body: {
@@ -407,5 +416,68 @@ describe('response size', () => {
     expect(error.details).toEqual({ limit_bytes: 1024 });
     const roomy = client(server.url, { maxResponseBytes: 64 * 1024 });
     await expect(roomy.http.call(getType)).resolves.toMatchObject({ status: 200 });
+  });
+});
+
+describe('observing calls', () => {
+  it('reports every attempt with its operation, outcome, status and code, never the peer URL', async () => {
+    const server = await scripted('GET', TYPE_PATH, [
+      envelope(503, 'busy'),
+      { destroy: true },
+      { json: nodeType },
+    ]);
+    const records: CallRecord[] = [];
+    const { http } = client(server.url, { onCall: (record) => records.push(record) });
+    expect((await http.call(getType)).body).toEqual(nodeType);
+    expect(records.map(({ durationMs: _, ...rest }) => rest)).toEqual([
+      {
+        service: 'node_registry',
+        operation: 'get_node_type',
+        outcome: 'error',
+        status: 503,
+        attempt: 1,
+        code: 'node_registry_error',
+      },
+      {
+        service: 'node_registry',
+        operation: 'get_node_type',
+        outcome: 'unavailable',
+        status: undefined,
+        attempt: 2,
+        code: 'node_registry_unavailable',
+      },
+      {
+        service: 'node_registry',
+        operation: 'get_node_type',
+        outcome: 'ok',
+        status: 200,
+        attempt: 3,
+        code: undefined,
+      },
+    ]);
+    for (const record of records) expect(record.durationMs).toBeGreaterThanOrEqual(0);
+    expect(JSON.stringify(records)).not.toContain(server.url);
+  });
+
+  it('reports an accepted status as ok, and an observer that throws changes nothing', async () => {
+    const server = await scripted('GET', TYPE_PATH, [
+      { status: 404, json: { error: { code: 'x', message: 'y' } } },
+    ]);
+    const records: CallRecord[] = [];
+    const { http } = client(server.url, {
+      onCall: (record) => {
+        records.push(record);
+        throw new Error('observer broke');
+      },
+    });
+    expect(await http.call({ ...getType, acceptStatuses: [404] })).toEqual({ status: 404, body: undefined });
+    expect(records.map((r) => [r.outcome, r.status])).toEqual([['ok', 404]]);
+  });
+
+  it('sends the configured user-agent on every call', async () => {
+    const server = await scripted('GET', TYPE_PATH, [{ json: nodeType }]);
+    const { http } = client(server.url, { userAgent: 'arp-run-coordinator/9.9.9' });
+    await http.call(getType);
+    expect(server.requests[0]!.headers['user-agent']).toBe('arp-run-coordinator/9.9.9');
   });
 });

@@ -93,6 +93,8 @@ describe('atomic success', () => {
 
     const [execute] = await ae.waitFor(1, isExecute);
     expect(execute!.headers['content-type']).toBe('application/json');
+    // Executors can tell who calls them, and which version.
+    expect(execute!.headers['user-agent']).toMatch(/^arp-run-coordinator\/\d+\.\d+\.\d+/);
     expect(schemaErrors('AtomicExecuteRequest', execute!.body)).toEqual([]);
     expect(execute!.body).toEqual({
       node_run_id: 'node_run_1',
