@@ -1,5 +1,6 @@
 /** Atomic Executor: `POST /v1/atomic-node-runs:execute` and `POST /v1/atomic-node-runs/{id}:cancel`. */
-import type { AtomicExecuteRequest, AtomicExecuteResult } from '../gen/contract.js';
+import type { AtomicExecuteRequest, AtomicExecuteResult, RunContext } from '../gen/contract.js';
+import { traceHeaders } from '../tracing/w3c.js';
 import type { ServiceClient } from './http.js';
 
 export class AtomicExecutorClient {
@@ -15,15 +16,17 @@ export class AtomicExecutorClient {
       requestSchema: 'AtomicExecuteRequest',
       responseSchema: 'AtomicExecuteResult',
       safeToRetry: false,
+      headers: traceHeaders(body.run_context),
       timeoutMs: options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     return result!;
   }
 
-  /** Asks the executor to stop a NodeRun (idempotent, so retried). */
-  async cancel(nodeRunId: string): Promise<void> {
+  /** Asks the executor to stop a NodeRun (idempotent, so retried); `runContext` carries the trace. */
+  async cancel(nodeRunId: string, runContext?: RunContext): Promise<void> {
     await this.http.call({
+      headers: traceHeaders(runContext),
       method: 'POST',
       operation: 'cancel',
       path: `/v1/atomic-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,

@@ -1,5 +1,6 @@
 /** Composite Executor: `POST /v1/composite-node-runs:begin` and `POST /v1/composite-node-runs/{id}:cancel`. */
-import type { CompositeBeginRequest, CompositeBeginResponse } from '../gen/contract.js';
+import type { CompositeBeginRequest, CompositeBeginResponse, RunContext } from '../gen/contract.js';
+import { traceHeaders } from '../tracing/w3c.js';
 import type { ServiceClient } from './http.js';
 
 export class CompositeExecutorClient {
@@ -15,13 +16,16 @@ export class CompositeExecutorClient {
       requestSchema: 'CompositeBeginRequest',
       responseSchema: 'CompositeBeginResponse',
       safeToRetry: false,
+      headers: traceHeaders(body.run_context),
       ...(signal ? { signal } : {}),
     });
     return response!;
   }
 
-  async cancel(nodeRunId: string): Promise<void> {
+  /** Asks the executor to stop a NodeRun (idempotent, so retried); `runContext` carries the trace. */
+  async cancel(nodeRunId: string, runContext?: RunContext): Promise<void> {
     await this.http.call({
+      headers: traceHeaders(runContext),
       method: 'POST',
       operation: 'cancel',
       path: `/v1/composite-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,

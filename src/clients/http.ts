@@ -117,6 +117,8 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** Statuses that are not failures but answers (e.g. 404 from a registry). */
   readonly acceptStatuses?: readonly number[];
+  /** Headers of this call only (e.g. the Run's `traceparent`). */
+  readonly headers?: Record<string, string> | undefined;
 }
 
 export interface CallResult<T> {
@@ -208,6 +210,7 @@ export class ServiceClient {
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...(this.#options.userAgent ? { 'user-agent': this.#options.userAgent } : {}),
+      ...options.headers,
       ...(await this.#options.headers?.()),
     };
     if (options.body !== undefined) headers['content-type'] = 'application/json';

@@ -1,5 +1,6 @@
 /** Policy Decision Point: `POST /v1/policy:decide`. */
 import type { PolicyDecision, PolicyDecisionRequest } from '../gen/contract.js';
+import { traceHeaders } from '../tracing/w3c.js';
 import type { ServiceClient } from './http.js';
 
 export class PdpClient {
@@ -15,6 +16,7 @@ export class PdpClient {
       requestSchema: 'PolicyDecisionRequest',
       responseSchema: 'PolicyDecision',
       safeToRetry: true,
+      headers: traceHeaders(body.run_context),
     });
     return decision!;
   }

@@ -30,6 +30,7 @@ import type {
   RunStartRequest,
 } from '../gen/contract.js';
 import type { CommittedDecision, Store } from '../store/store.js';
+import { recordedTrace, type TraceParent } from '../tracing/w3c.js';
 import type { PolicyPort } from './policy.js';
 import {
   alarmAt,
@@ -138,7 +139,11 @@ export class Coordinator {
     return this.#reconciler;
   }
 
-  async startRun(request: RunStartRequest): Promise<Run> {
+  /** `origin`: the caller's trace and request id, recorded in `run_context.trace` unless it sets one. */
+  async startRun(
+    request: RunStartRequest,
+    origin?: { trace?: TraceParent; requestId?: string },
+  ): Promise<Run> {
     // An empty run_id means "generate one", as in the reference implementations.
     if (request.run_id) assertClientId('run_id', request.run_id);
     rejectReservedExtensions(['/extensions', request.extensions]);
@@ -152,6 +157,7 @@ export class Coordinator {
         : undefined;
     // A local allow is known without asking: it is recorded in the start's own commit.
     const local = this.#policy?.local?.decision === 'allow' ? this.#policy.local : undefined;
+    const runContext = recordedTrace(request.run_context, origin?.trace, origin?.requestId);
     const started = await this.store.mutate(runId, RUN_ONLY, (view) =>
       decideStartRun(view, {
         request,
@@ -162,6 +168,7 @@ export class Coordinator {
         ...(defaultMaxWallTimeMs !== undefined ? { defaultMaxWallTimeMs } : {}),
         ...(full ? { full } : {}),
         ...(local ? { policy: { action: 'run.start' as const, decision: local } } : {}),
+        ...(runContext !== request.run_context ? { runContext } : {}),
       }),
     );
     // An identical retry returns the existing Run and starts nothing.
@@ -175,7 +182,7 @@ export class Coordinator {
       run_id: run.run_id,
       node_run_id: run.root_node_run_id,
       node_type_ref: request.root_node_type_ref,
-      ...(request.run_context ? { run_context: request.run_context } : {}),
+      ...(run.run_context ? { run_context: run.run_context } : {}),
       ...(request.constraints ? { constraints: request.constraints } : {}),
     });
     const recorded = await this.store.mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>

@@ -86,6 +86,14 @@ export class Dispatcher implements ExecutionPort {
     this.#pump();
   }
 
+  /** A Run's context (its trace among others), read from the store when this process has not seen it. */
+  async #runContext(runId: string): Promise<RunContext | undefined> {
+    if (this.#contexts.has(runId)) return this.#contexts.get(runId);
+    const runContext = (await this.#coordinator.store.getRun(runId))?.run.run_context;
+    this.#remember(runId, runContext);
+    return runContext;
+  }
+
   /** Runs' contexts (immutable), so that dispatching a NodeRun seldom needs to read its Run. */
   #remember(runId: string, runContext: RunContext | undefined): void {
     this.#contexts.delete(runId);
@@ -119,7 +127,9 @@ export class Dispatcher implements ExecutionPort {
       done();
       return;
     }
-    executor.cancel(id).then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
+    this.#runContext(execution.runId)
+      .then((runContext) => executor.cancel(id, runContext))
+      .then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
   }
 
   /** A running composite's deadline, armed here (the reconciler arms those this process did not claim). */

@@ -37,6 +37,11 @@ export interface StartRunInput {
   readonly full?: { readonly limit: number };
   /** A `run.start` allow known before the start (no PDP), recorded with it. */
   readonly policy?: PolicyRecord;
+  /**
+   * The Run's context when it differs from the request's (the caller's trace recorded in it). The
+   * start's fingerprint stays that of the request, so a retry in another trace is the same start.
+   */
+  readonly runContext?: RunStartRequest['run_context'];
 }
 
 /** The Run's own constraints, with the default wall-time budget when it sets none. */
@@ -69,7 +74,7 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
       run_id: runId,
       state: 'running',
       root_node_run_id: rootNodeRunId,
-      run_context: request.run_context,
+      run_context: input.runContext ?? request.run_context,
       started_at: time,
     }) as Run,
     { ...request.extensions, [EXT.constraints]: constraints, [EXT.metadata]: request.metadata },

@@ -18,6 +18,7 @@ import type {
 } from '../gen/contract.js';
 
 import { type StreamRegistry, sendEventStream } from '../http/ndjson.js';
+import { parseTraceparent } from '../tracing/w3c.js';
 
 export type OperationId = keyof operations;
 
@@ -81,7 +82,13 @@ export const handlers: Record<OperationId, Handler> = {
 
   version: async (_request, _reply, ctx) => ctx.version,
 
-  start_run: async (request, _reply, ctx) => ctx.coordinator.startRun(request.body as RunStartRequest),
+  start_run: async (request, _reply, ctx) => {
+    const trace = parseTraceparent(request.headers.traceparent);
+    return ctx.coordinator.startRun(
+      request.body as RunStartRequest,
+      trace ? { trace, requestId: request.id } : undefined,
+    );
+  },
 
   get_run: async (request, reply, ctx) =>
     reply.type(JSON_CONTENT_TYPE).send(await ctx.coordinator.runJson(idParam(request, 'run_id', ctx))),
