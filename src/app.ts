@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { TracerProvider } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { authorizeAssignment, installAuth } from './auth/hooks.js';
@@ -35,6 +36,7 @@ import { MemoryStore } from './store/memory.js';
 import { openPostgresStore } from './store/postgres/open.js';
 import { type DatabaseSettings, redactUrl } from './store/postgres/settings.js';
 import type { Store } from './store/store.js';
+import { installServerSpans, Tracing, tracedStore } from './tracing/tracing.js';
 
 export interface AppOptions {
   /** Largest accepted request body, in bytes. */
@@ -93,6 +95,8 @@ export interface AppDeps extends WiringDeps {
   readonly contract?: Contract;
   /** Called for every response that does not match the contract (tests set it to fail loudly). */
   readonly onContractViolation?: (violation: ContractViolation) => void;
+  /** OpenTelemetry spans go to this provider; absent = no tracing at all (see src/tracing). */
+  readonly tracerProvider?: TracerProvider;
 }
 
 export interface ContractViolation {
@@ -102,7 +106,8 @@ export interface ContractViolation {
   readonly problem: string;
 }
 
-const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+/** This package's name and version (user-agent, /v1/version, spans). */
+export const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   name: string;
   version: string;
 };
@@ -126,6 +131,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     deps.onBackgroundError ??
     ((error: unknown, context: string) => logger?.warn({ err: error, context }, 'background work failed'));
   const database = options.database;
+  const tracing = deps.tracerProvider ? new Tracing(deps.tracerProvider, PACKAGE.version) : undefined;
   const now = () => (deps.clock ?? systemClock).now().getTime();
   const store =
     deps.store ??
@@ -144,11 +150,12 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   // Observers of outgoing calls (metrics, health, logs) register on `app.serviceCalls`.
   const callObservers: ((record: CallRecord) => void)[] = deps.onServiceCall ? [deps.onServiceCall] : [];
   const wired = buildCoordinator(
-    store,
+    tracing ? tracedStore(store, tracing) : store,
     contract,
     options.orchestration,
     {
       userAgent: `${PACKAGE.name}/${PACKAGE.version}`,
+      ...(tracing ? { tracing } : {}),
       ...(options.auth.outbound ? { outboundAuth: options.auth.outbound } : {}),
       ...(database
         ? {
@@ -250,6 +257,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       .header('connection', 'close')
       .send(envelope('service_unavailable', 'The service is shutting down', undefined, true));
   });
+  if (tracing) installServerSpans(app, tracing);
   const verifier =
     options.auth.inbound.mode === 'disabled'
       ? undefined
@@ -310,6 +318,13 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   for (const operation of contract.operations) {
     const handler = handlers[operation.operationId as OperationId];
     if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
+    const handle = (request: FastifyRequest, reply: FastifyReply) => {
+      const principal = request.principal;
+      if (principal?.kind !== 'assignment') return handler(request, reply, ctx);
+      return authorizeAssignment(request, principal.assignment, coordinator).then(() =>
+        handler(request, reply, ctx),
+      );
+    };
     app.route({
       method: operation.method,
       url: toFastifyPath(operation.path),
@@ -318,13 +333,13 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         ...(operation.requestBody ? { body: { $ref: `${schemaId(operation.requestBody)}#` } } : {}),
         // Path parameters are plain strings; the handlers check their shape (no per-request Ajv call).
       },
-      handler: (request, reply) => {
-        const principal = request.principal;
-        if (principal?.kind !== 'assignment') return handler(request, reply, ctx);
-        return authorizeAssignment(request, principal.assignment, coordinator).then(() =>
-          handler(request, reply, ctx),
-        );
-      },
+      // With tracing, the request's span is the parent of every span the handler starts.
+      handler: tracing
+        ? (request, reply) => {
+            const span = request.otelSpan;
+            return span ? tracing.within(span, () => handle(request, reply)) : handle(request, reply);
+          }
+        : handle,
     });
   }
 

@@ -3,8 +3,9 @@
  * SIGTERM/SIGINT (stop accepting, end open event streams, finish in-flight requests, exit 0).
  */
 import { pino } from 'pino';
-import { buildApp } from './app.js';
+import { buildApp, PACKAGE } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { tracerProviderFromEnv } from './tracing/otlp.js';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -18,7 +19,18 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = pino({ level: config.logLevel, base: { service: 'arp-run-coordinator' } });
-  const app = await buildApp({ logger, options: config.app });
+  let exporting: Awaited<ReturnType<typeof tracerProviderFromEnv>>;
+  try {
+    exporting = await tracerProviderFromEnv(process.env, PACKAGE.version);
+  } catch (error) {
+    process.stderr.write(`invalid configuration:\n  ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  const app = await buildApp({
+    logger,
+    options: config.app,
+    ...(exporting ? { tracerProvider: exporting.provider } : {}),
+  });
 
   let closing = false;
   const shutdown = (signal: string) => {
@@ -30,13 +42,17 @@ async function main(): Promise<void> {
       process.exit(0);
     }, config.shutdownTimeoutMs);
     timer.unref();
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
+    app
+      .close()
+      // Spans still buffered are sent before the process ends.
+      .then(() => exporting?.provider.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
@@ -98,6 +114,11 @@ async function main(): Promise<void> {
       'ARP_AUTH_* settings ignored: authentication is off without ARP_AUTH_MODE or ARP_AUTH_PROFILE',
     );
   }
+  logger.info(
+    exporting
+      ? `traces: exported (${exporting.description})`
+      : 'traces: not exported (no OTEL_* exporter set)',
+  );
   logger.info(
     outbound ? { tokenEndpoint: outbound.tokenEndpoint, clientId: outbound.clientId } : {},
     outbound ? 'outgoing calls carry client-credentials tokens' : 'outgoing calls carry no token',

@@ -1,6 +1,5 @@
 /** Atomic Executor: `POST /v1/atomic-node-runs:execute` and `POST /v1/atomic-node-runs/{id}:cancel`. */
 import type { AtomicExecuteRequest, AtomicExecuteResult, RunContext } from '../gen/contract.js';
-import { traceHeaders } from '../tracing/w3c.js';
 import type { ServiceClient } from './http.js';
 
 export class AtomicExecutorClient {
@@ -16,7 +15,8 @@ export class AtomicExecutorClient {
       requestSchema: 'AtomicExecuteRequest',
       responseSchema: 'AtomicExecuteResult',
       safeToRetry: false,
-      headers: traceHeaders(body.run_context),
+      runContext: body.run_context,
+      subject: { runId: body.run_id, nodeRunId: body.node_run_id },
       timeoutMs: options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -26,7 +26,8 @@ export class AtomicExecutorClient {
   /** Asks the executor to stop a NodeRun (idempotent, so retried); `runContext` carries the trace. */
   async cancel(nodeRunId: string, runContext?: RunContext): Promise<void> {
     await this.http.call({
-      headers: traceHeaders(runContext),
+      runContext,
+      subject: { nodeRunId },
       method: 'POST',
       operation: 'cancel',
       path: `/v1/atomic-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,

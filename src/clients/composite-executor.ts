@@ -1,6 +1,5 @@
 /** Composite Executor: `POST /v1/composite-node-runs:begin` and `POST /v1/composite-node-runs/{id}:cancel`. */
 import type { CompositeBeginRequest, CompositeBeginResponse, RunContext } from '../gen/contract.js';
-import { traceHeaders } from '../tracing/w3c.js';
 import type { ServiceClient } from './http.js';
 
 export class CompositeExecutorClient {
@@ -16,7 +15,8 @@ export class CompositeExecutorClient {
       requestSchema: 'CompositeBeginRequest',
       responseSchema: 'CompositeBeginResponse',
       safeToRetry: false,
-      headers: traceHeaders(body.run_context),
+      runContext: body.run_context,
+      subject: { runId: body.run_id, nodeRunId: body.node_run_id },
       ...(signal ? { signal } : {}),
     });
     return response!;
@@ -25,7 +25,8 @@ export class CompositeExecutorClient {
   /** Asks the executor to stop a NodeRun (idempotent, so retried); `runContext` carries the trace. */
   async cancel(nodeRunId: string, runContext?: RunContext): Promise<void> {
     await this.http.call({
-      headers: traceHeaders(runContext),
+      runContext,
+      subject: { nodeRunId },
       method: 'POST',
       operation: 'cancel',
       path: `/v1/composite-node-runs/${encodeURIComponent(nodeRunId)}:cancel`,

@@ -5,9 +5,13 @@
  * `ServiceError`. Messages never carry the peer's URL, so they can be shown to API clients.
  */
 import { isUtf8 } from 'node:buffer';
+import { SpanKind } from '@opentelemetry/api';
 import { type Dispatcher, request } from 'undici';
 import { jsonTextProblem } from '../contract/json-limits.js';
 import type { ContractValidators } from '../contract/validators.js';
+import type { RunContext } from '../gen/contract.js';
+import { ATTR, type Tracing } from '../tracing/tracing.js';
+import { traceHeaders } from '../tracing/w3c.js';
 
 export type ServiceName = 'atomic_executor' | 'composite_executor' | 'node_registry' | 'pdp' | 'selection';
 
@@ -83,6 +87,8 @@ export interface ServiceClientOptions {
   readonly userAgent?: string;
   /** Told of every attempt once it has ended, whatever its outcome (metrics, health, logs). */
   readonly onCall?: (record: CallRecord) => void;
+  /** Spans for calls, when tracing is on. */
+  readonly tracing?: Tracing;
 }
 
 /** One attempt of an outgoing call, as observers see it. Never carries the peer's URL. */
@@ -117,8 +123,10 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** Statuses that are not failures but answers (e.g. 404 from a registry). */
   readonly acceptStatuses?: readonly number[];
-  /** Headers of this call only (e.g. the Run's `traceparent`). */
-  readonly headers?: Record<string, string> | undefined;
+  /** The Run this call is made for: its trace goes with the call (`traceparent`, `x-request-id`). */
+  readonly runContext?: RunContext | undefined;
+  /** The Run and NodeRun the call is about, for its span. */
+  readonly subject?: { readonly runId?: string; readonly nodeRunId?: string };
 }
 
 export interface CallResult<T> {
@@ -142,6 +150,33 @@ export class ServiceClient {
   }
 
   async call<T>(options: CallOptions): Promise<CallResult<T>> {
+    const tracing = this.#options.tracing;
+    if (!tracing) return this.#call<T>(options, traceHeaders(options.runContext));
+    const attributes = {
+      [ATTR.service]: this.service,
+      [ATTR.operation]: options.operation,
+      ...(options.subject?.runId ? { [ATTR.runId]: options.subject.runId } : {}),
+      ...(options.subject?.nodeRunId ? { [ATTR.nodeRunId]: options.subject.nodeRunId } : {}),
+    };
+    return tracing.inSpan(
+      `${this.service} ${options.operation}`,
+      attributes,
+      async (span) => {
+        const { traceId, spanId, traceFlags } = span.spanContext();
+        const headers = traceHeaders(options.runContext, {
+          traceId,
+          spanId,
+          sampled: (traceFlags & 1) === 1,
+        });
+        const result = await this.#call<T>(options, headers);
+        span.setAttribute(ATTR.status, result.status);
+        return result;
+      },
+      { kind: SpanKind.CLIENT, runContext: options.runContext },
+    );
+  }
+
+  async #call<T>(options: CallOptions, headers: Record<string, string> | undefined): Promise<CallResult<T>> {
     if (options.requestSchema && options.body !== undefined) {
       const errors = this.#options.validators.validate(options.requestSchema, options.body);
       if (errors.length > 0) {
@@ -153,7 +188,7 @@ export class ServiceClient {
     const attempts = options.safeToRetry ? this.#retry.retries + 1 : 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#observed<T>(options, attempt);
+        return await this.#observed<T>(options, attempt, headers);
       } catch (error) {
         const retryable =
           error instanceof ServiceError &&
@@ -173,9 +208,13 @@ export class ServiceClient {
   }
 
   /** One attempt, reported to `onCall` when it ends. */
-  async #observed<T>(options: CallOptions, attempt: number): Promise<CallResult<T>> {
+  async #observed<T>(
+    options: CallOptions,
+    attempt: number,
+    headers: Record<string, string> | undefined,
+  ): Promise<CallResult<T>> {
     const onCall = this.#options.onCall;
-    if (!onCall) return this.#once<T>(options);
+    if (!onCall) return this.#once<T>(options, headers);
     const started = performance.now();
     const report = (outcome: CallRecord['outcome'], status: number | undefined, code: string | undefined) => {
       try {
@@ -193,7 +232,7 @@ export class ServiceClient {
       }
     };
     try {
-      const result = await this.#once<T>(options);
+      const result = await this.#once<T>(options, headers);
       report('ok', result.status, undefined);
       return result;
     } catch (error) {
@@ -203,14 +242,17 @@ export class ServiceClient {
     }
   }
 
-  async #once<T>(options: CallOptions): Promise<CallResult<T>> {
+  async #once<T>(
+    options: CallOptions,
+    callHeaders: Record<string, string> | undefined,
+  ): Promise<CallResult<T>> {
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...(this.#options.userAgent ? { 'user-agent': this.#options.userAgent } : {}),
-      ...options.headers,
+      ...callHeaders,
       ...(await this.#options.headers?.()),
     };
     if (options.body !== undefined) headers['content-type'] = 'application/json';

@@ -1,6 +1,5 @@
 /** Policy Decision Point: `POST /v1/policy:decide`. */
 import type { PolicyDecision, PolicyDecisionRequest } from '../gen/contract.js';
-import { traceHeaders } from '../tracing/w3c.js';
 import type { ServiceClient } from './http.js';
 
 export class PdpClient {
@@ -16,7 +15,8 @@ export class PdpClient {
       requestSchema: 'PolicyDecisionRequest',
       responseSchema: 'PolicyDecision',
       safeToRetry: true,
-      headers: traceHeaders(body.run_context),
+      runContext: body.run_context,
+      subject: { runId: body.run_id, ...(body.node_run_id ? { nodeRunId: body.node_run_id } : {}) },
     });
     return decision!;
   }

@@ -15,11 +15,14 @@ import { decideAbandon, decideFail, nodeRunNeeds } from '../core/completion.js';
 import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
 import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
 import type { ExecutorBinding, NodeKind, RunContext } from '../gen/contract.js';
+import { ATTR, type Tracing } from '../tracing/tracing.js';
 import type { Coordinator } from './coordinator.js';
 import type { PolicyPort } from './policy.js';
 import { alarmAt, type ExecutionPort, type KindResolver, type Timers } from './ports.js';
 
 export interface DispatcherOptions {
+  /** A span per dispatch, in the Run's trace, when tracing is on. */
+  readonly tracing?: Tracing;
   readonly atomic?: AtomicExecutorClient;
   readonly composite?: CompositeExecutorClient;
   readonly kinds: KindResolver;
@@ -210,6 +213,20 @@ export class Dispatcher implements ExecutionPort {
       this.#remember(runId, run.run.run_context);
     }
     const runContext = this.#contexts.get(runId);
+    const tracing = this.#options.tracing;
+    if (!tracing) return this.#dispatchQueued(record, runContext);
+    return tracing.inSpan(
+      'dispatch',
+      { [ATTR.runId]: runId, [ATTR.nodeRunId]: nodeRunId },
+      () => this.#dispatchQueued(record, runContext),
+      { runContext },
+    );
+  }
+
+  /** Resolves the kind, asks policy, claims the NodeRun and hands it to its executor. */
+  async #dispatchQueued(record: NodeRunRecord, runContext: RunContext | undefined): Promise<void> {
+    const nodeRunId = record.nodeRun.node_run_id;
+    const runId = record.nodeRun.run_id;
     const now = () => this.#coordinator.now();
 
     const kind = record.nodeRun.kind ?? (await this.#options.kinds.kindOf(record.nodeRun.node_type_ref));

@@ -15,6 +15,7 @@ import type { Contract } from '../contract/contract.js';
 import { ContractValidators } from '../contract/validators.js';
 import { kindFromPrefix } from '../core/ids.js';
 import type { Store } from '../store/store.js';
+import type { Tracing } from '../tracing/tracing.js';
 import { Coordinator, type CoordinatorDeps } from './coordinator.js';
 import { Dispatcher } from './dispatcher.js';
 import { localPolicy, type PolicyPort, pdpPolicy } from './policy.js';
@@ -82,12 +83,17 @@ export interface WiringDeps extends Omit<CoordinatorDeps, 'store' | 'onBackgroun
   readonly onServiceCall?: (record: CallRecord) => void;
   /** `user-agent` of outgoing calls. */
   readonly userAgent?: string;
+  /** Spans for dispatches and outgoing calls (tracing on). */
+  readonly tracing?: Tracing;
 }
 
 export function buildClients(
   options: OrchestrationOptions,
   contract: Contract,
-  deps: Pick<WiringDeps, 'httpDispatcher' | 'retry' | 'outboundAuth' | 'onServiceCall' | 'userAgent'>,
+  deps: Pick<
+    WiringDeps,
+    'httpDispatcher' | 'retry' | 'outboundAuth' | 'onServiceCall' | 'userAgent' | 'tracing'
+  >,
 ): Clients {
   const { services } = options;
   if (!Object.values(services).some(Boolean)) return {};
@@ -115,6 +121,7 @@ export function buildClients(
       ...(deps.retry ? { retry: deps.retry } : {}),
       ...(deps.onServiceCall ? { onCall: deps.onServiceCall } : {}),
       ...(deps.userAgent ? { userAgent: deps.userAgent } : {}),
+      ...(deps.tracing ? { tracing: deps.tracing } : {}),
       ...(tokens
         ? { headers: async () => ({ authorization: `Bearer ${await tokens.token(audienceOf[service])}` }) }
         : {}),
@@ -206,6 +213,7 @@ export function buildCoordinator(
             ...(clients.atomic ? { atomic: clients.atomic } : {}),
             ...(clients.composite ? { composite: clients.composite } : {}),
             ...(policy ? { policy } : {}),
+            ...(deps.tracing ? { tracing: deps.tracing } : {}),
             ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
             kinds,
             executeTimeoutMs: options.executeTimeoutMs,

@@ -83,7 +83,10 @@ export const handlers: Record<OperationId, Handler> = {
   version: async (_request, _reply, ctx) => ctx.version,
 
   start_run: async (request, _reply, ctx) => {
-    const trace = parseTraceparent(request.headers.traceparent);
+    const caller = parseTraceparent(request.headers.traceparent);
+    // With tracing on, the Run hangs under this request's span (a child of the caller's).
+    const span = request.otelSpan?.spanContext();
+    const trace = caller && span?.traceId === caller.traceId ? { ...caller, spanId: span.spanId } : caller;
     return ctx.coordinator.startRun(
       request.body as RunStartRequest,
       trace ? { trace, requestId: request.id } : undefined,

@@ -55,16 +55,21 @@ export function recordedTrace(
  * Headers for a call made for a Run: `traceparent` with the Run's trace id and a new span id (this
  * call), when the recorded trace id is a W3C one; `x-request-id` when a request id was recorded.
  */
-export function traceHeaders(runContext: RunContext | undefined): Record<string, string> | undefined {
+export function traceHeaders(
+  runContext: RunContext | undefined,
+  /** The call's own span, when spans are recorded: its trace and id go in the header. */
+  span?: TraceParent,
+): Record<string, string> | undefined {
   const trace = runContext?.trace;
-  if (!trace) return undefined;
   const headers: Record<string, string> = {};
-  const traceId = trace.trace_id?.toLowerCase();
-  if (traceId && TRACE_ID.test(traceId) && traceId !== ZERO_TRACE) {
+  const traceId = trace?.trace_id?.toLowerCase();
+  if (span) {
+    headers.traceparent = `00-${span.traceId}-${span.spanId}-${span.sampled ? '01' : '00'}`;
+  } else if (traceId && TRACE_ID.test(traceId) && traceId !== ZERO_TRACE) {
     headers.traceparent = `00-${traceId}-${newSpanId()}-01`;
   }
-  if (trace.request_id && /^[\x21-\x7e]{1,128}$/.test(trace.request_id))
-    headers['x-request-id'] = trace.request_id;
+  const requestId = trace?.request_id;
+  if (requestId && /^[\x21-\x7e]{1,128}$/.test(requestId)) headers['x-request-id'] = requestId;
   return Object.keys(headers).length > 0 ? headers : undefined;
 }
 
