@@ -15,7 +15,7 @@ import { decideAbandon, decideFail, nodeRunNeeds } from '../core/completion.js';
 import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
 import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
 import type { ExecutorBinding, NodeKind, RunContext } from '../gen/contract.js';
-import type { Coordinator } from './coordinator.js';
+import { type Coordinator, type CoordinatorEvent, traceOf } from './coordinator.js';
 import type { PolicyPort } from './policy.js';
 import { alarmAt, type ExecutionPort, type KindResolver, type Timers } from './ports.js';
 
@@ -213,6 +213,7 @@ export class Dispatcher implements ExecutionPort {
           now(),
         ),
       );
+      this.#report('dispatch_failed', record, runContext, 'unknown_node_kind');
       return;
     }
     const policy = await this.#decide(record, runContext);
@@ -240,6 +241,11 @@ export class Dispatcher implements ExecutionPort {
         ...(token ? { assignmentTokenHash: hashToken(token) } : {}),
       }),
     );
+    if (claimed.value === 'failed') {
+      const denied = policy && policy.decision.decision !== 'allow';
+      if (denied) this.#report('policy_denied', record, runContext, policy.decision.reason_code);
+      else this.#report('dispatch_failed', record, runContext, refuse?.code ?? 'budget_exceeded');
+    }
     try {
       if (claimed.value !== 'claimed' || controller.signal.aborted) return;
       const running = claimed.changes!.updated![0]!;
@@ -310,9 +316,11 @@ export class Dispatcher implements ExecutionPort {
       // After a timeout the executor may still be working on it: it is told to stop.
       const timedOut = error instanceof ServiceError && error.kind === 'timeout';
       const decide = timedOut ? decideAbandon : decideFail;
+      const failure = failureOf(error);
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
-        decide(view, id, failureOf(error), this.#coordinator.now()),
+        decide(view, id, failure, this.#coordinator.now()),
       );
+      this.#report(timedOut ? 'executor_timeout' : 'dispatch_failed', record, runContext, failure.code);
     }
   }
 
@@ -351,6 +359,7 @@ export class Dispatcher implements ExecutionPort {
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideFail(view, id, detail, this.#coordinator.now()),
       );
+      this.#report('dispatch_failed', record, runContext, detail.code);
       return;
     }
     // It may have been canceled while begin was in flight.
@@ -373,6 +382,31 @@ export class Dispatcher implements ExecutionPort {
         this.#coordinator.now(),
       ),
     );
+    this.#coordinator.report({
+      type: 'executor_timeout',
+      runId,
+      nodeRunId,
+      code: 'node_run_timeout',
+      ...traceOf(this.#contexts.get(runId)),
+    });
+  }
+
+  /** For logs: what happened to this NodeRun's dispatch. */
+  #report(
+    type: CoordinatorEvent['type'],
+    record: NodeRunRecord,
+    runContext: RunContext | undefined,
+    code: string | undefined,
+  ): void {
+    const { run_id: runId, node_run_id: nodeRunId } = record.nodeRun;
+    this.#coordinator.report({
+      type,
+      runId,
+      nodeRunId,
+      ...(code !== undefined ? { code } : {}),
+      ...(type === 'policy_denied' ? { action: 'node.run.execute' } : {}),
+      ...traceOf(runContext),
+    });
   }
 
   #clearDeadline(id: string): void {
