@@ -1,0 +1,125 @@
+/**
+ * What ends NodeRuns in the background is logged at warn with the ids to find it by: a dispatch
+ * failure, a policy deny (at `run.start` and at `node.run.execute`), the eviction of a finished Run.
+ * Never the peer's address.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { PolicyDecision, PolicyDecisionRequest } from '../../src/gen/contract.js';
+import { idle, PDP_DECIDE, startRun, useDispatch } from '../dispatch/harness.js';
+import { useApp } from '../helpers/app.js';
+import { closedPortUrl } from '../helpers/executors.js';
+import { onPostgres } from '../helpers/stores.js';
+
+const h = useDispatch();
+const newApp = useApp();
+const echo = { node_type_id: 'atomic.echo', version: '1.0.0' };
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = pino({ level: 'info' }, stream);
+  return { lines, logger, warnings: () => lines.filter((line) => line.level === 40) };
+}
+
+describe('warn lines', () => {
+  it('a dispatch failure: runId, nodeRunId, the recorded code and the Run trace id, not the URL', async () => {
+    const { logger, warnings } = capture();
+    const url = await closedPortUrl();
+    const t = await h.app({ services: { atomicExecutor: url } }, { logger });
+    const run = await startRun(t, {
+      root_node_type_ref: echo,
+      run_context: { trace: { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' } },
+    });
+    await idle(t);
+    const failed = warnings().filter((line) => line.msg === 'dispatch failed');
+    expect(failed).toEqual([
+      expect.objectContaining({
+        event: 'dispatch_failed',
+        runId: run.run_id,
+        nodeRunId: run.root_node_run_id,
+        code: 'atomic_executor_unavailable',
+        traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      }),
+    ]);
+    expect(JSON.stringify(warnings())).not.toContain(new URL(url).host);
+  });
+
+  it('a policy deny at run.start, without a traceId when the Run has none', async () => {
+    const { logger, warnings } = capture();
+    const ae = await h.fake();
+    const t = await h.app({ services: { atomicExecutor: ae.url }, policyDefault: 'deny' }, { logger });
+    const run = await startRun(t, { root_node_type_ref: echo });
+    expect(run.state).toBe('failed');
+    const denied = warnings().filter((line) => line.msg === 'policy denied');
+    expect(denied).toEqual([
+      expect.objectContaining({
+        event: 'policy_denied',
+        action: 'run.start',
+        runId: run.run_id,
+        nodeRunId: run.root_node_run_id,
+      }),
+    ]);
+    expect(denied[0]).not.toHaveProperty('traceId');
+  });
+
+  it('a policy deny at node.run.execute, with the PDP reason code', async () => {
+    const { logger, warnings } = capture();
+    const ae = await h.fake();
+    const pdp = await h.fake();
+    pdp.on('POST', PDP_DECIDE, (r) => {
+      const { action } = r.body as PolicyDecisionRequest;
+      const decision: PolicyDecision =
+        action === 'run.start' ? { decision: 'allow' } : { decision: 'deny', reason_code: 'not_today' };
+      return { json: decision };
+    });
+    const t = await h.app({ services: { atomicExecutor: ae.url, pdp: pdp.url } }, { logger });
+    const run = await startRun(t, { root_node_type_ref: echo });
+    await idle(t);
+    expect(warnings().filter((line) => line.msg === 'policy denied')).toEqual([
+      expect.objectContaining({
+        event: 'policy_denied',
+        action: 'node.run.execute',
+        code: 'not_today',
+        runId: run.run_id,
+        nodeRunId: run.root_node_run_id,
+      }),
+    ]);
+    expect(ae.requests).toEqual([]);
+  });
+
+  // PostgreSQL keeps finished Runs until retention deletes them; only the memory store evicts.
+  it.skipIf(onPostgres)('the eviction of a finished Run from memory', async () => {
+    const { logger, warnings } = capture();
+    const t = await newApp({ logger, options: { maxFinishedRuns: 1 } });
+    const runs = [];
+    for (const runId of ['a', 'b']) {
+      const started = await t.request({
+        method: 'POST',
+        url: '/v1/runs',
+        payload: {
+          run_id: runId,
+          root_node_type_ref: { node_type_id: 'composite.x', version: '1' },
+          input: {},
+        },
+      });
+      runs.push(started.json() as { run_id: string; root_node_run_id: string });
+      expect((await t.request({ method: 'POST', url: `/v1/runs/${runId}:cancel` })).statusCode).toBe(200);
+    }
+    expect(warnings()).toEqual([
+      expect.objectContaining({
+        event: 'run_evicted',
+        msg: 'finished run evicted from memory',
+        runId: 'a',
+        nodeRunId: runs[0]!.root_node_run_id,
+      }),
+    ]);
+    expect((await t.request({ method: 'GET', url: '/v1/runs/a' })).statusCode).toBe(404);
+  });
+});
