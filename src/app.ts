@@ -13,7 +13,7 @@ import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
 import type { CallRecord } from './clients/http.js';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
-import type { Coordinator } from './coordinator/coordinator.js';
+import type { BackgroundErrorHandler, BackgroundIds, Coordinator } from './coordinator/coordinator.js';
 import { systemClock } from './coordinator/ports.js';
 import {
   buildCoordinator,
@@ -87,7 +87,7 @@ export const defaultAppOptions: AppOptions = {
 export interface AppDeps extends WiringDeps {
   /** Replaces the JWT verifier built from the auth settings (tests). */
   readonly verifier?: JwtVerifier;
-  readonly onBackgroundError?: (error: unknown, context: string) => void;
+  readonly onBackgroundError?: BackgroundErrorHandler;
   readonly options?: Partial<AppOptions>;
   /** pino logger; omitted or false = no logging. */
   readonly logger?: Logger | false;
@@ -126,7 +126,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = deps.logger || undefined;
   const onBackgroundError =
     deps.onBackgroundError ??
-    ((error: unknown, context: string) => logger?.warn({ err: error, context }, 'background work failed'));
+    ((error: unknown, context: string, ids?: BackgroundIds) =>
+      logger?.warn({ err: error, context, ...ids }, 'background work failed'));
   const database = options.database;
   const now = () => (deps.clock ?? systemClock).now().getTime();
   const store =

@@ -58,7 +58,7 @@ export interface CoordinatorDeps {
   /** Limits on what callers can make the coordinator hold. */
   readonly limits?: CoordinatorLimits;
   /** Called when background work (deadlines, effects) fails; it never reaches a client. */
-  readonly onBackgroundError?: (error: unknown, context: string) => void;
+  readonly onBackgroundError?: BackgroundErrorHandler;
   /** How this process recovers what stopped processes left, when the store is shared. */
   readonly recovery?: RecoverySettings;
   /** Told of what an operator should hear about (the app logs each at warn); never throws back. */
@@ -80,6 +80,14 @@ export interface CoordinatorEvent {
   readonly action?: string;
   /** The Run's `run_context.trace.trace_id`, when it has one. */
   readonly traceId?: string;
+}
+
+/** Told of background work that failed: what it was, and the Run and NodeRun when there is one. */
+export type BackgroundErrorHandler = (error: unknown, context: string, ids?: BackgroundIds) => void;
+
+export interface BackgroundIds {
+  readonly runId?: string;
+  readonly nodeRunId?: string;
 }
 
 /** The trace id a Run's context carries, for events about it. */
@@ -118,7 +126,7 @@ export class Coordinator {
   readonly #execution: ExecutionPort;
   readonly #policy: PolicyPort | undefined;
   readonly #timers: Timers;
-  readonly #onBackgroundError: (error: unknown, context: string) => void;
+  readonly #onBackgroundError: BackgroundErrorHandler;
   readonly #onEvent: ((event: CoordinatorEvent) => void) | undefined;
   readonly #limits: CoordinatorLimits;
   readonly #reconciler: Reconciler | undefined;
@@ -443,7 +451,9 @@ export class Coordinator {
     this.#disarmDeadline(runId);
     const disarm = alarmAt(this.#timers, this.#clock, at, () => {
       this.#deadlines.delete(runId);
-      this.expireRun(runId).catch((error) => this.#onBackgroundError(error, `deadline of run ${runId}`));
+      this.expireRun(runId).catch((error) =>
+        this.#onBackgroundError(error, `deadline of run ${runId}`, { runId }),
+      );
     });
     this.#deadlines.set(runId, disarm);
   }

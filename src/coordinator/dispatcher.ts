@@ -15,7 +15,12 @@ import { decideAbandon, decideFail, nodeRunNeeds } from '../core/completion.js';
 import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
 import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
 import type { ExecutorBinding, NodeKind, RunContext } from '../gen/contract.js';
-import { type Coordinator, type CoordinatorEvent, traceOf } from './coordinator.js';
+import {
+  type BackgroundErrorHandler,
+  type Coordinator,
+  type CoordinatorEvent,
+  traceOf,
+} from './coordinator.js';
 import type { PolicyPort } from './policy.js';
 import { alarmAt, type ExecutionPort, type KindResolver, type Timers } from './ports.js';
 
@@ -33,7 +38,7 @@ export interface DispatcherOptions {
   /** Dispatches in progress at once. */
   readonly concurrency: number;
   readonly timers: Timers;
-  readonly onError: (error: unknown, context: string) => void;
+  readonly onError: BackgroundErrorHandler;
 }
 
 export const ATOMIC_EXECUTOR_ID = 'atomic-executor';
@@ -107,19 +112,20 @@ export class Dispatcher implements ExecutionPort {
    */
   #tellExecutorToStop(execution: EndedExecution): void {
     const { kind, nodeRunId: id } = execution;
+    const ids = { runId: execution.runId, nodeRunId: id };
     const executor =
       kind === 'atomic' ? this.#options.atomic : kind === 'composite' ? this.#options.composite : undefined;
     const done = () => {
       if (execution.effectId === undefined) return;
       this.#coordinator.store
         .effectDone(execution.runId, execution.effectId)
-        .catch((error) => this.#options.onError(error, `recording the cancel of ${id}`));
+        .catch((error) => this.#options.onError(error, `recording the cancel of ${id}`, ids));
     };
     if (!executor) {
       done();
       return;
     }
-    executor.cancel(id).then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
+    executor.cancel(id).then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`, ids));
   }
 
   /** A running composite's deadline, armed here (the reconciler arms those this process did not claim). */
@@ -129,7 +135,7 @@ export class Dispatcher implements ExecutionPort {
     const disarm = alarmAt(this.#options.timers, { now: () => this.#coordinator.now() }, at, () => {
       this.#deadlines.delete(nodeRunId);
       this.#expireComposite(runId, nodeRunId).catch((error) =>
-        this.#options.onError(error, `deadline of composite ${nodeRunId}`),
+        this.#options.onError(error, `deadline of composite ${nodeRunId}`, { runId, nodeRunId }),
       );
     });
     this.#deadlines.set(nodeRunId, disarm);
@@ -178,7 +184,12 @@ export class Dispatcher implements ExecutionPort {
       }
       this.#active++;
       this.#run(id, record)
-        .catch((error) => this.#options.onError(error, `dispatch of ${id}`))
+        .catch((error) =>
+          this.#options.onError(error, `dispatch of ${id}`, {
+            nodeRunId: id,
+            ...(record ? { runId: record.nodeRun.run_id } : {}),
+          }),
+        )
         .finally(() => {
           this.#active--;
           this.#pump();

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { PolicyDecision, PolicyDecisionRequest } from '../../src/gen/contract.js';
-import { idle, PDP_DECIDE, startRun, useDispatch } from '../dispatch/harness.js';
+import { AE_EXECUTE, idle, PDP_DECIDE, startRun, useDispatch } from '../dispatch/harness.js';
 import { useApp } from '../helpers/app.js';
 import { closedPortUrl } from '../helpers/executors.js';
 import { onPostgres } from '../helpers/stores.js';
@@ -18,14 +18,31 @@ const echo = { node_type_id: 'atomic.echo', version: '1.0.0' };
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
+  const waiting: { match: (line: Record<string, unknown>) => boolean; resolve: () => void }[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      for (const text of String(chunk).split('\n').filter(Boolean)) {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        lines.push(line);
+        for (const waiter of waiting.filter((w) => w.match(line))) {
+          waiting.splice(waiting.indexOf(waiter), 1);
+          waiter.resolve();
+        }
+      }
       done();
     },
   });
   const logger = pino({ level: 'info' }, stream);
-  return { lines, logger, warnings: () => lines.filter((line) => line.level === 40) };
+  return {
+    lines,
+    logger,
+    warnings: () => lines.filter((line) => line.level === 40),
+    /** Resolves once a line matching `match` has been written (at once if one was). */
+    logged: (match: (line: Record<string, unknown>) => boolean) =>
+      lines.some(match)
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiting.push({ match, resolve })),
+  };
 }
 
 describe('warn lines', () => {
@@ -92,6 +109,43 @@ describe('warn lines', () => {
       }),
     ]);
     expect(ae.requests).toEqual([]);
+  });
+
+  it('an executor timeout', async () => {
+    const { logger, warnings } = capture();
+    const ae = await h.fake();
+    ae.on('POST', AE_EXECUTE, () => ({ hang: true }));
+    const t = await h.app({ services: { atomicExecutor: ae.url }, executeTimeoutMs: 200 }, { logger });
+    const run = await startRun(t, { root_node_type_ref: echo });
+    await idle(t);
+    expect(warnings().filter((line) => line.msg === 'executor timed out')).toEqual([
+      expect.objectContaining({
+        event: 'executor_timeout',
+        code: 'atomic_executor_timeout',
+        runId: run.run_id,
+        nodeRunId: run.root_node_run_id,
+      }),
+    ]);
+  });
+
+  it('background work that failed names its Run and NodeRun', async () => {
+    const { logger, warnings, logged } = capture();
+    const ae = await h.fake();
+    ae.on('POST', AE_EXECUTE, () => ({ hang: true }));
+    // The cancel is answered 500, which fails the background call.
+    ae.on('POST', /:cancel$/, () => ({ status: 500, json: { error: { code: 'boom', message: 'no' } } }));
+    const t = await h.app({ services: { atomicExecutor: ae.url } }, { logger, onBackgroundError: undefined });
+    const run = await startRun(t, { root_node_type_ref: echo });
+    await ae.waitFor(1, (r) => r.path === AE_EXECUTE);
+    expect((await t.request({ method: 'POST', url: `/v1/runs/${run.run_id}:cancel` })).statusCode).toBe(200);
+    const failedCancel = () => warnings().filter((line) => line.msg === 'background work failed');
+    await logged((line) => line.msg === 'background work failed');
+    expect(failedCancel()[0]).toMatchObject({
+      context: `cancel of atomic ${run.root_node_run_id}`,
+      runId: run.run_id,
+      nodeRunId: run.root_node_run_id,
+    });
+    expect(JSON.stringify(failedCancel())).not.toContain(new URL(ae.url).host);
   });
 
   // PostgreSQL keeps finished Runs until retention deletes them; only the memory store evicts.
