@@ -13,6 +13,7 @@ const storeSuites = [
   'test/auth/**/*.test.ts',
   'test/clients/**/*.test.ts',
   'test/tracing/propagation.test.ts',
+  'test/health/**/*.test.ts',
   // The real process, spawned with the run's environment: under test:postgres that holds
   // RC_DATABASE_URL (the throwaway server's), the setting that puts the service on PostgreSQL.
   'test/server.test.ts',

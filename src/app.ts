@@ -14,7 +14,7 @@ import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
 import type { CallRecord } from './clients/http.js';
 import { type Contract, loadContract, schemaId } from './contract/contract.js';
-import type { Coordinator } from './coordinator/coordinator.js';
+import type { BackgroundErrorHandler, BackgroundIds, Coordinator } from './coordinator/coordinator.js';
 import { systemClock } from './coordinator/ports.js';
 import {
   buildCoordinator,
@@ -26,6 +26,8 @@ import { MAX_CLIENT_ID_LENGTH } from './core/ids.js';
 import { ArpError } from './errors.js';
 import { EventStreams } from './events/streams.js';
 import type { VersionInfo } from './gen/contract.js';
+import { HealthMonitor } from './health/health.js';
+import { installProbes, PROBE_ROUTES, type Probes } from './health/probes.js';
 import { clientErrorHandler, connectionOptions, keepConnectionForAnswer } from './http/connections.js';
 import { envelope, toWireError } from './http/envelope.js';
 import { installJsonBodyParser } from './http/json-body.js';
@@ -87,7 +89,7 @@ export const defaultAppOptions: AppOptions = {
 export interface AppDeps extends WiringDeps {
   /** Replaces the JWT verifier built from the auth settings (tests). */
   readonly verifier?: JwtVerifier;
-  readonly onBackgroundError?: (error: unknown, context: string) => void;
+  readonly onBackgroundError?: BackgroundErrorHandler;
   readonly options?: Partial<AppOptions>;
   /** pino logger; omitted or false = no logging. */
   readonly logger?: Logger | false;
@@ -129,7 +131,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = deps.logger || undefined;
   const onBackgroundError =
     deps.onBackgroundError ??
-    ((error: unknown, context: string) => logger?.warn({ err: error, context }, 'background work failed'));
+    ((error: unknown, context: string, ids?: BackgroundIds) =>
+      logger?.warn({ err: error, context, ...ids }, 'background work failed'));
   const database = options.database;
   const tracing = deps.tracerProvider ? new Tracing(deps.tracerProvider, PACKAGE.version) : undefined;
   const now = () => (deps.clock ?? systemClock).now().getTime();
@@ -146,6 +149,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       : new MemoryStore({
           maxFinishedRuns: options.maxFinishedRuns,
           onListenerError: (error) => logger?.error({ err: error }, 'event listener failed'),
+          onEvicted: (runId, nodeRunId) =>
+            logger?.warn({ runId, nodeRunId, event: 'run_evicted' }, 'finished run evicted from memory'),
         }));
   // Observers of outgoing calls (metrics, health, logs) register on `app.serviceCalls`.
   const callObservers: ((record: CallRecord) => void)[] = deps.onServiceCall ? [deps.onServiceCall] : [];
@@ -172,6 +177,10 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
           ? { defaultMaxWallTimeMs: options.defaultMaxWallTimeMs }
           : {}),
       },
+      onEvent: (event) => {
+        const { type, ...fields } = event;
+        logger?.warn({ ...fields, event: type }, EVENT_MESSAGES[type]);
+      },
       ...deps,
       onServiceCall: (record) => {
         for (const observe of callObservers) observe(record);
@@ -180,6 +189,10 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     onBackgroundError,
   );
   const { coordinator } = wired;
+  const clock = () => (deps.clock ?? systemClock).now();
+  const health = new HealthMonitor(store, options.orchestration.services, clock);
+  callObservers.push(health.observe);
+  const probes: Probes = { ready: false, closing: false };
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
@@ -217,7 +230,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
 
   const routeMissError = (request: FastifyRequest): ArpError => {
     const path = request.url.split('?')[0] ?? request.url;
-    const allowed = matcher.allowedMethods(path);
+    const allowed = PROBE_ROUTES.has(path) ? ['GET'] : matcher.allowedMethods(path);
     if (allowed.length > 0 && !allowed.includes(request.method)) {
       return new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
         details: { allowed_methods: allowed },
@@ -250,7 +263,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   // A callback hook: cheaper per request than an async one.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (!closing) return done();
+    // Probes answer for themselves while closing: /readyz its own 503, /livez 200.
+    if (!closing || PROBE_ROUTES.has(request.url.split('?')[0] ?? '')) return done();
     // Shutting down: a request on a kept-alive connection gets a retryable 503 and the connection ends.
     reply
       .code(503)
@@ -263,7 +277,11 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       ? undefined
       : (deps.verifier ?? new JwtVerifier(options.auth.inbound));
   installAuth(app, {
-    settings: options.auth.inbound,
+    // The probes carry nothing and orchestrators call them without credentials.
+    settings: {
+      ...options.auth.inbound,
+      exemptPaths: [...options.auth.inbound.exemptPaths, ...PROBE_ROUTES],
+    },
     verifier,
     coordinator,
     onRejected: (request, failure) =>
@@ -314,7 +332,9 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     version,
     clock: () => (deps.clock ?? { now: () => new Date() }).now(),
     routeMiss,
+    health: () => health.report(),
   };
+  installProbes(app, probes);
   for (const operation of contract.operations) {
     const handler = handlers[operation.operationId as OperationId];
     if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
@@ -344,9 +364,13 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   }
 
   // With a shared store: finish what stopped processes left (first pass before serving), then on schedule.
-  app.addHook('onReady', () => coordinator.start());
+  app.addHook('onReady', async () => {
+    await coordinator.start();
+    probes.ready = true;
+  });
   app.addHook('preClose', () => {
     closing = true;
+    probes.closing = true;
     coordinator.stop();
     return streams.endAll();
   });
@@ -399,6 +423,13 @@ declare module 'fastify' {
   }
 }
 
+const EVENT_MESSAGES = {
+  dispatch_failed: 'dispatch failed',
+  policy_denied: 'policy denied',
+  executor_timeout: 'executor timed out',
+  execution_owner_lost: 'execution lost with its owning instance',
+} as const;
+
 function installContractCheck(
   app: FastifyInstance,
   contract: Contract,
@@ -412,7 +443,8 @@ function installContractCheck(
     const status = reply.statusCode;
     const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
     const operation = operations.get(request.routeOptions.config.operationId ?? '');
-    if (request.url.startsWith('/docs') || request.url === '/openapi.json') return payload;
+    const path = request.url.split('?')[0] ?? '';
+    if (request.url.startsWith('/docs') || path === '/openapi.json' || PROBE_ROUTES.has(path)) return payload;
     let schema: string | undefined;
     if (status >= 400) schema = 'ErrorEnvelope';
     else if (operation && status === operation.success.status) {

@@ -59,9 +59,42 @@ export interface CoordinatorDeps {
   /** Limits on what callers can make the coordinator hold. */
   readonly limits?: CoordinatorLimits;
   /** Called when background work (deadlines, effects) fails; it never reaches a client. */
-  readonly onBackgroundError?: (error: unknown, context: string) => void;
+  readonly onBackgroundError?: BackgroundErrorHandler;
   /** How this process recovers what stopped processes left, when the store is shared. */
   readonly recovery?: RecoverySettings;
+  /** Told of what an operator should hear about (the app logs each at warn); never throws back. */
+  readonly onEvent?: (event: CoordinatorEvent) => void;
+}
+
+/**
+ * Something that went wrong with a NodeRun's work, for logs: a dispatch that failed, a policy deny,
+ * an executor that did not answer in time, an execution whose owning instance was lost. Carries
+ * ids and codes only (no URLs, no payloads).
+ */
+export interface CoordinatorEvent {
+  readonly type: 'dispatch_failed' | 'policy_denied' | 'executor_timeout' | 'execution_owner_lost';
+  readonly runId: string;
+  readonly nodeRunId: string;
+  /** The code recorded on the NodeRun (`rc.completion_error.code`), or the PDP's reason code. */
+  readonly code?: string;
+  /** `run.start` or `node.run.execute`, for policy denies. */
+  readonly action?: string;
+  /** The Run's `run_context.trace.trace_id`, when it has one. */
+  readonly traceId?: string;
+}
+
+/** Told of background work that failed: what it was, and the Run and NodeRun when there is one. */
+export type BackgroundErrorHandler = (error: unknown, context: string, ids?: BackgroundIds) => void;
+
+export interface BackgroundIds {
+  readonly runId?: string;
+  readonly nodeRunId?: string;
+}
+
+/** The trace id a Run's context carries, for events about it. */
+export function traceOf(runContext: RunContext | undefined): { traceId?: string } {
+  const traceId = runContext?.trace?.trace_id;
+  return typeof traceId === 'string' && traceId !== '' ? { traceId } : {};
 }
 
 export interface RecoverySettings {
@@ -94,7 +127,8 @@ export class Coordinator {
   readonly #execution: ExecutionPort;
   readonly #policy: PolicyPort | undefined;
   readonly #timers: Timers;
-  readonly #onBackgroundError: (error: unknown, context: string) => void;
+  readonly #onBackgroundError: BackgroundErrorHandler;
+  readonly #onEvent: ((event: CoordinatorEvent) => void) | undefined;
   readonly #limits: CoordinatorLimits;
   readonly #reconciler: Reconciler | undefined;
   /** Run id → the function that disarms its wall-time deadline. */
@@ -112,6 +146,7 @@ export class Coordinator {
     this.#policy = deps.policy;
     this.#timers = deps.timers ?? systemTimers;
     this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
+    this.#onEvent = deps.onEvent;
     this.#limits = deps.limits ?? {};
     const recovery = deps.store.recovery;
     this.#reconciler =
@@ -188,6 +223,16 @@ export class Coordinator {
     const recorded = await this.store.mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>
       decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
     );
+    if (decision.decision !== 'allow' && recorded.changes) {
+      this.report({
+        type: 'policy_denied',
+        runId,
+        nodeRunId: run.root_node_run_id,
+        action: 'run.start',
+        code: decision.reason_code,
+        ...traceOf(run.run_context),
+      });
+    }
     this.#settle(recorded);
     // A denied start is not an HTTP error: the Run exists, failed, with its audit trail. The answer
     // is the Run as these two commits left it, not as the dispatch started below may change it.
@@ -196,6 +241,15 @@ export class Coordinator {
     this.#runEffects(started, run.run_context);
     this.#runEffects(recorded);
     return answer;
+  }
+
+  /** Tells the event port (logs); its failure never reaches the work that reported. */
+  report(event: CoordinatorEvent): void {
+    try {
+      this.#onEvent?.(event);
+    } catch (error) {
+      this.#onBackgroundError(error, 'reporting an event');
+    }
   }
 
   /** Where queued NodeRuns go (the dispatcher, or nothing in state-authority mode). */
@@ -404,7 +458,9 @@ export class Coordinator {
     this.#disarmDeadline(runId);
     const disarm = alarmAt(this.#timers, this.#clock, at, () => {
       this.#deadlines.delete(runId);
-      this.expireRun(runId).catch((error) => this.#onBackgroundError(error, `deadline of run ${runId}`));
+      this.expireRun(runId).catch((error) =>
+        this.#onBackgroundError(error, `deadline of run ${runId}`, { runId }),
+      );
     });
     this.#deadlines.set(runId, disarm);
   }

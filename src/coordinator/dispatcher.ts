@@ -16,7 +16,12 @@ import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/d
 import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
 import type { ExecutorBinding, NodeKind, RunContext } from '../gen/contract.js';
 import { ATTR, type Tracing } from '../tracing/tracing.js';
-import type { Coordinator } from './coordinator.js';
+import {
+  type BackgroundErrorHandler,
+  type Coordinator,
+  type CoordinatorEvent,
+  traceOf,
+} from './coordinator.js';
 import type { PolicyPort } from './policy.js';
 import { alarmAt, type ExecutionPort, type KindResolver, type Timers } from './ports.js';
 
@@ -36,7 +41,7 @@ export interface DispatcherOptions {
   /** Dispatches in progress at once. */
   readonly concurrency: number;
   readonly timers: Timers;
-  readonly onError: (error: unknown, context: string) => void;
+  readonly onError: BackgroundErrorHandler;
 }
 
 export const ATOMIC_EXECUTOR_ID = 'atomic-executor';
@@ -118,13 +123,14 @@ export class Dispatcher implements ExecutionPort {
    */
   #tellExecutorToStop(execution: EndedExecution): void {
     const { kind, nodeRunId: id } = execution;
+    const ids = { runId: execution.runId, nodeRunId: id };
     const executor =
       kind === 'atomic' ? this.#options.atomic : kind === 'composite' ? this.#options.composite : undefined;
     const done = () => {
       if (execution.effectId === undefined) return;
       this.#coordinator.store
         .effectDone(execution.runId, execution.effectId)
-        .catch((error) => this.#options.onError(error, `recording the cancel of ${id}`));
+        .catch((error) => this.#options.onError(error, `recording the cancel of ${id}`, ids));
     };
     if (!executor) {
       done();
@@ -132,7 +138,7 @@ export class Dispatcher implements ExecutionPort {
     }
     this.#runContext(execution.runId)
       .then((runContext) => executor.cancel(id, runContext))
-      .then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`));
+      .then(done, (error) => this.#options.onError(error, `cancel of ${kind} ${id}`, ids));
   }
 
   /** A running composite's deadline, armed here (the reconciler arms those this process did not claim). */
@@ -142,7 +148,7 @@ export class Dispatcher implements ExecutionPort {
     const disarm = alarmAt(this.#options.timers, { now: () => this.#coordinator.now() }, at, () => {
       this.#deadlines.delete(nodeRunId);
       this.#expireComposite(runId, nodeRunId).catch((error) =>
-        this.#options.onError(error, `deadline of composite ${nodeRunId}`),
+        this.#options.onError(error, `deadline of composite ${nodeRunId}`, { runId, nodeRunId }),
       );
     });
     this.#deadlines.set(nodeRunId, disarm);
@@ -191,7 +197,12 @@ export class Dispatcher implements ExecutionPort {
       }
       this.#active++;
       this.#run(id, record)
-        .catch((error) => this.#options.onError(error, `dispatch of ${id}`))
+        .catch((error) =>
+          this.#options.onError(error, `dispatch of ${id}`, {
+            nodeRunId: id,
+            ...(record ? { runId: record.nodeRun.run_id } : {}),
+          }),
+        )
         .finally(() => {
           this.#active--;
           this.#pump();
@@ -240,6 +251,7 @@ export class Dispatcher implements ExecutionPort {
           now(),
         ),
       );
+      this.#report('dispatch_failed', record, runContext, 'unknown_node_kind');
       return;
     }
     const policy = await this.#decide(record, runContext);
@@ -267,6 +279,11 @@ export class Dispatcher implements ExecutionPort {
         ...(token ? { assignmentTokenHash: hashToken(token) } : {}),
       }),
     );
+    if (claimed.value === 'failed') {
+      const denied = policy && policy.decision.decision !== 'allow';
+      if (denied) this.#report('policy_denied', record, runContext, policy.decision.reason_code);
+      else this.#report('dispatch_failed', record, runContext, refuse?.code ?? 'budget_exceeded');
+    }
     try {
       if (claimed.value !== 'claimed' || controller.signal.aborted) return;
       const running = claimed.changes!.updated![0]!;
@@ -337,9 +354,11 @@ export class Dispatcher implements ExecutionPort {
       // After a timeout the executor may still be working on it: it is told to stop.
       const timedOut = error instanceof ServiceError && error.kind === 'timeout';
       const decide = timedOut ? decideAbandon : decideFail;
+      const failure = failureOf(error);
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
-        decide(view, id, failureOf(error), this.#coordinator.now()),
+        decide(view, id, failure, this.#coordinator.now()),
       );
+      this.#report(timedOut ? 'executor_timeout' : 'dispatch_failed', record, runContext, failure.code);
     }
   }
 
@@ -378,6 +397,7 @@ export class Dispatcher implements ExecutionPort {
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideFail(view, id, detail, this.#coordinator.now()),
       );
+      this.#report('dispatch_failed', record, runContext, detail.code);
       return;
     }
     // It may have been canceled while begin was in flight.
@@ -400,6 +420,31 @@ export class Dispatcher implements ExecutionPort {
         this.#coordinator.now(),
       ),
     );
+    this.#coordinator.report({
+      type: 'executor_timeout',
+      runId,
+      nodeRunId,
+      code: 'node_run_timeout',
+      ...traceOf(this.#contexts.get(runId)),
+    });
+  }
+
+  /** For logs: what happened to this NodeRun's dispatch. */
+  #report(
+    type: CoordinatorEvent['type'],
+    record: NodeRunRecord,
+    runContext: RunContext | undefined,
+    code: string | undefined,
+  ): void {
+    const { run_id: runId, node_run_id: nodeRunId } = record.nodeRun;
+    this.#coordinator.report({
+      type,
+      runId,
+      nodeRunId,
+      ...(code !== undefined ? { code } : {}),
+      ...(type === 'policy_denied' ? { action: 'node.run.execute' } : {}),
+      ...traceOf(runContext),
+    });
   }
 
   #clearDeadline(id: string): void {

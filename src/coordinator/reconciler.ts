@@ -130,9 +130,19 @@ export class Reconciler {
 
   async #lost(): Promise<void> {
     for (const { runId, nodeRunId } of await this.#recovery.lostExecutions(BATCH)) {
-      await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
+      const abandoned = await this.#coordinator.commitDecision(runId, nodeRunNeeds(nodeRunId), (view) =>
         decideAbandon(view, nodeRunId, EXECUTION_OWNER_LOST, this.#coordinator.now()),
       );
+      if (abandoned.changes) {
+        const traceId = abandoned.changes.run?.run.run_context?.trace?.trace_id;
+        this.#coordinator.report({
+          type: 'execution_owner_lost',
+          runId,
+          nodeRunId,
+          code: EXECUTION_OWNER_LOST.code,
+          ...(traceId ? { traceId } : {}),
+        });
+      }
     }
   }
 

@@ -8,6 +8,7 @@ import { isTerminal, type RunRecord } from '../core/model.js';
 import { ArpError, nodeRunNotFound, runNotFound } from '../errors.js';
 import type { EventStreams } from '../events/streams.js';
 import type {
+  Health,
   NodeRunCompleteRequest,
   NodeRunEvaluationReportRequest,
   NodeRunsCreateRequest,
@@ -32,6 +33,8 @@ export interface HandlerContext {
   readonly clock: () => Date;
   /** Throws the 404/405 the router would give for this URL (ids never contain `:`). */
   readonly routeMiss: (request: FastifyRequest) => never;
+  /** The health report (store and services); absent = always ok. */
+  readonly health?: () => Promise<Health>;
 }
 
 export type Handler = (request: FastifyRequest, reply: FastifyReply, ctx: HandlerContext) => Promise<unknown>;
@@ -78,7 +81,8 @@ function following(query: { follow: boolean }, record: RunRecord | undefined): b
 }
 
 export const handlers: Record<OperationId, Handler> = {
-  health: async (_request, _reply, ctx) => ({ status: 'ok', time: ctx.clock().toISOString() }),
+  health: async (_request, _reply, ctx) =>
+    ctx.health ? ctx.health() : { status: 'ok', time: ctx.clock().toISOString() },
 
   version: async (_request, _reply, ctx) => ctx.version,
 

@@ -20,7 +20,7 @@ import type {
 import { isTerminal } from '../core/model.js';
 import { EventHub } from '../events/hub.js';
 import { cachedJson } from './json-cache.js';
-import type { Assignment, CommittedDecision, EventPage, Store } from './store.js';
+import type { Assignment, CommittedDecision, EventPage, Store, StoreHealth } from './store.js';
 
 interface RunState {
   record: RunRecord | undefined;
@@ -45,6 +45,8 @@ export interface MemoryStoreOptions {
   /** How many finished Runs to keep; older ones are evicted first. */
   readonly maxFinishedRuns: number;
   readonly onListenerError?: (error: unknown) => void;
+  /** A finished Run was evicted to keep `maxFinishedRuns` (its root NodeRun named, for logs). */
+  readonly onEvicted?: (runId: string, rootNodeRunId: string | undefined) => void;
   /** NodeRuns a cascade ends per event-loop turn before it yields (default 1,000). */
   readonly cascadeSlice?: number;
 }
@@ -66,9 +68,11 @@ export class MemoryStore implements Store {
   readonly #hub: EventHub;
   readonly #maxFinishedRuns: number;
   readonly #cascadeSlice: number;
+  readonly #onEvicted: MemoryStoreOptions['onEvicted'];
 
   constructor(options: MemoryStoreOptions) {
     this.#maxFinishedRuns = options.maxFinishedRuns;
+    this.#onEvicted = options.onEvicted;
     this.#cascadeSlice = options.cascadeSlice ?? 1_000;
     this.#hub = new EventHub(options.onListenerError);
   }
@@ -204,6 +208,11 @@ export class MemoryStore implements Store {
     return this.#hub.subscribe(runId, listener);
   }
 
+  /** Memory is always there. */
+  async health(): Promise<StoreHealth> {
+    return { ok: true, details: { kind: 'memory' } };
+  }
+
   async close(): Promise<void> {}
 
   /** Numbers for diagnostics and tests. */
@@ -313,6 +322,11 @@ export class MemoryStore implements Store {
     }
     this.#runs.delete(runId);
     this.#hub.publish(runId);
+    try {
+      this.#onEvicted?.(runId, state.record?.run.root_node_run_id);
+    } catch {
+      // An observer's failure never undoes a commit.
+    }
   }
 }
 

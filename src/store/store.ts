@@ -49,7 +49,20 @@ export interface Store {
   subscribe(runId: string, listener: () => void): () => void;
   /** What a store shared by several processes offers to recover from any of them stopping. */
   readonly recovery?: Recovery;
+  /**
+   * Whether the store can serve, cheaply (for `/v1/health`): from what the store already knows, or
+   * from a bounded check whose result is reused for a moment. Never rejects.
+   */
+  health(): Promise<StoreHealth>;
   close(): Promise<void>;
+}
+
+/** A store's answer to `health()`; `details` never carries a password or a URL. */
+export interface StoreHealth {
+  readonly ok: boolean;
+  /** Why it is not ok (or what it is), for operators. */
+  readonly message?: string;
+  readonly details?: Record<string, unknown>;
 }
 
 /** A NodeRun by its Run and its id. */

@@ -33,7 +33,11 @@ const post = (t: TestApp, url: string, payload?: unknown) =>
 describe('health and version', () => {
   it('report status and the v1 API', async () => {
     const t = await newApp();
-    expect(await get(t, '/v1/health')).toEqual({ status: 'ok', time: '2026-01-01T00:00:00.000Z' });
+    expect(await get(t, '/v1/health')).toEqual({
+      status: 'ok',
+      time: '2026-01-01T00:00:00.000Z',
+      checks: [{ name: 'store', status: 'ok', details: expect.any(Object) }],
+    });
     const version = await get(t, '/v1/version');
     expect(version.service_name).toBe('arp-run-coordinator');
     expect(version.supported_api_versions).toEqual(['v1']);

@@ -17,6 +17,11 @@ export interface Database {
     onPayload: (payload: string) => void,
     onResume?: () => void,
   ): Promise<() => Promise<void>>;
+  /**
+   * The LISTEN session: `idle` before anything listens, `connected`, or `lost` while it is being
+   * opened again (health reporting; a handle without one is taken as connected).
+   */
+  listenState?(): 'idle' | 'connected' | 'lost';
   close(): Promise<void>;
 }
 
@@ -55,6 +60,7 @@ export function openDatabase(options: DatabaseOptions): Database {
   pool.on('error', (error) => options.onError?.(error));
   const handlers = new Map<string, Set<Listening>>();
   let listener: Promise<pg.Client> | undefined;
+  let listenState: 'idle' | 'connected' | 'lost' = 'idle';
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
 
@@ -67,12 +73,16 @@ export function openDatabase(options: DatabaseOptions): Database {
       options.onError?.(error);
       if (listener === connecting) lost();
     });
-    const connecting = client.connect().then(() => client);
+    const connecting = client.connect().then(() => {
+      listenState = 'connected';
+      return client;
+    });
     return connecting;
   };
   /** The LISTEN session is gone: open another, again and again until it works. */
   const lost = (delayMs = 250) => {
     listener = undefined;
+    if (!closed) listenState = 'lost';
     if (closed || handlers.size === 0 || retry) return;
     retry = setTimeout(() => {
       retry = undefined;
@@ -120,6 +130,7 @@ export function openDatabase(options: DatabaseOptions): Database {
         }
       };
     },
+    listenState: () => listenState,
     async close() {
       closed = true;
       if (retry) clearTimeout(retry);

@@ -17,7 +17,7 @@ import {
   type RunView,
 } from '../../core/model.js';
 import { EventHub } from '../../events/hub.js';
-import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store } from '../store.js';
+import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store, StoreHealth } from '../store.js';
 import { Coalescer } from './coalesce.js';
 import { Committer } from './committer.js';
 import type { Database } from './database.js';
@@ -54,6 +54,9 @@ export interface PostgresStoreOptions {
 
 /** Runs whose last announced seq is remembered. */
 const SEEN_RUNS = 10_000;
+/** How long `health()` waits for its check, and how long its answer is reused. */
+const HEALTH_TIMEOUT_MS = 1_000;
+const HEALTH_REUSE_MS = 1_000;
 
 export class PostgresStore implements Store {
   readonly #db: Database;
@@ -77,6 +80,7 @@ export class PostgresStore implements Store {
   readonly #runJson: Coalescer<string>;
   readonly #nodeRunJson: Coalescer<string>;
   #liveRuns: { readonly at: number; readonly count: Promise<number> } | undefined;
+  #health: { readonly at: number; readonly result: Promise<StoreHealth> } | undefined;
 
   constructor(options: PostgresStoreOptions) {
     this.#db = options.db;
@@ -321,6 +325,59 @@ export class PostgresStore implements Store {
 
   subscribe(runId: string, listener: () => void): () => void {
     return this.#hub.subscribe(runId, listener);
+  }
+
+  /**
+   * Down while the LISTEN session is lost (known without a query); otherwise the answer of one
+   * `SELECT 1` through the pool, bounded by HEALTH_TIMEOUT_MS and shared by every caller for
+   * HEALTH_REUSE_MS, so that health requests cost the database at most one query a second.
+   */
+  async health(): Promise<StoreHealth> {
+    if (this.#db.listenState?.() === 'lost') {
+      return {
+        ok: false,
+        message: 'The LISTEN session to PostgreSQL was lost; it is being opened again',
+        details: { kind: 'postgresql', listen: 'lost' },
+      };
+    }
+    const now = Date.now();
+    if (!this.#health || now - this.#health.at >= HEALTH_REUSE_MS) {
+      this.#health = { at: now, result: this.#check() };
+    }
+    return this.#health.result;
+  }
+
+  #check(): Promise<StoreHealth> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<StoreHealth>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            message: `PostgreSQL did not answer within ${HEALTH_TIMEOUT_MS} ms`,
+            details: { kind: 'postgresql', timeout_ms: HEALTH_TIMEOUT_MS },
+          }),
+        HEALTH_TIMEOUT_MS,
+      );
+      timer.unref();
+    });
+    const answered = this.#db.pool.query('SELECT 1').then(
+      (): StoreHealth => ({
+        ok: true,
+        details: { kind: 'postgresql', latency_ms: Math.round(performance.now() - started) },
+      }),
+      (error: unknown): StoreHealth => {
+        // The code only (ECONNREFUSED, 57P01, ...): messages may name the server's address.
+        const code = (error as { code?: unknown }).code;
+        return {
+          ok: false,
+          message: 'PostgreSQL could not be queried',
+          details: { kind: 'postgresql', cause: typeof code === 'string' ? code : 'query_failed' },
+        };
+      },
+    );
+    return Promise.race([answered, late]).finally(() => clearTimeout(timer));
   }
 
   async close(): Promise<void> {
