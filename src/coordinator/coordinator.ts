@@ -81,6 +81,8 @@ export interface CoordinatorEvent {
   readonly action?: string;
   /** The Run's `run_context.trace.trace_id`, when it has one. */
   readonly traceId?: string;
+  /** The id of the request that started the Run (`run_context.trace.request_id`), when recorded. */
+  readonly reqId?: string;
 }
 
 /** Told of background work that failed: what it was, and the Run and NodeRun when there is one. */
@@ -92,9 +94,14 @@ export interface BackgroundIds {
 }
 
 /** The trace id a Run's context carries, for events about it. */
-export function traceOf(runContext: RunContext | undefined): { traceId?: string } {
+export function traceOf(runContext: RunContext | undefined): { traceId?: string; reqId?: string } {
   const traceId = runContext?.trace?.trace_id;
-  return typeof traceId === 'string' && traceId !== '' ? { traceId } : {};
+  const reqId = runContext?.trace?.request_id;
+  return {
+    ...(typeof traceId === 'string' && traceId !== '' ? { traceId } : {}),
+    // The request that started the Run: background work has no request of its own.
+    ...(typeof reqId === 'string' && reqId !== '' ? { reqId } : {}),
+  };
 }
 
 export interface RecoverySettings {

@@ -52,7 +52,7 @@ describe('warn lines', () => {
     const t = await h.app({ services: { atomicExecutor: url } }, { logger });
     const run = await startRun(t, {
       root_node_type_ref: echo,
-      run_context: { trace: { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' } },
+      run_context: { trace: { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736', request_id: 'req-42' } },
     });
     await idle(t);
     const failed = warnings().filter((line) => line.msg === 'dispatch failed');
@@ -63,6 +63,8 @@ describe('warn lines', () => {
         nodeRunId: run.root_node_run_id,
         code: 'atomic_executor_unavailable',
         traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        // Background work names the request that started its Run.
+        reqId: 'req-42',
       }),
     ]);
     expect(JSON.stringify(warnings())).not.toContain(new URL(url).host);
