@@ -43,6 +43,45 @@ export const TERMINATION_CODES = {
 
 export type TerminationCode = keyof typeof TERMINATION_CODES;
 
+/**
+ * Codes recorded on a NodeRun (its `error`, and `rc.completion_error` of the NodeRun and its Run)
+ * when its work could not be done: dispatch, policy and executor failures. They never appear as
+ * HTTP errors. Calls to other services add `<service>_<kind>` codes (see `ServiceFailureCode`).
+ */
+export const FAILURE_CODES = {
+  policy_denied: 'Denied by policy.',
+  unknown_node_kind: 'Unable to resolve node kind',
+  atomic_executor_unconfigured: 'Atomic Executor is not configured',
+  composite_executor_unconfigured: 'Composite Executor is not configured',
+  coordinator_url_unconfigured: 'RC_PUBLIC_URL is required to dispatch composites',
+  composite_rejected: 'Composite assignment rejected',
+  node_run_timeout: 'The executor did not complete this NodeRun in time',
+  invalid_executor_result: 'The Atomic Executor answered with an unusable result',
+  execution_owner_lost:
+    'The coordinator instance waiting for this execution stopped before it answered; the execution is not repeated',
+  token_request_failed: 'No access token could be obtained for the call',
+  dispatch_error: 'The coordinator failed while dispatching this NodeRun',
+} as const;
+
+export type FailureCode = keyof typeof FAILURE_CODES;
+
+/** The services the coordinator calls, and how a call can fail (`atomic_executor_timeout`...). */
+export type ServiceFailureCode = `${
+  | 'atomic_executor'
+  | 'composite_executor'
+  | 'node_registry'
+  | 'pdp'
+  | 'selection'}_${'unavailable' | 'timeout' | 'error' | 'invalid_response' | 'invalid_request'}`;
+
+/** A NodeRun's failure: the code's own message unless a more precise one is given. */
+export function failure(
+  code: FailureCode,
+  message: string = FAILURE_CODES[code],
+  details?: Record<string, unknown>,
+): { code: FailureCode; message: string; details?: Record<string, unknown> } {
+  return details ? { code, message, details } : { code, message };
+}
+
 export class ArpError extends Error {
   readonly code: ErrorCode;
   readonly status: number;

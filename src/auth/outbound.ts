@@ -5,10 +5,11 @@
  * needed the token; it never crashes the process.
  */
 import { type Dispatcher, request } from 'undici';
+import type { FailureCode } from '../errors.js';
 import type { OutboundAuth } from './settings.js';
 
 export class TokenRequestError extends Error {
-  readonly code = 'token_request_failed';
+  readonly code: FailureCode = 'token_request_failed';
   readonly details: Record<string, unknown>;
   constructor(audience: string, details: Record<string, unknown>) {
     super(`could not obtain an access token for audience '${audience}'`);

@@ -9,6 +9,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { type Dispatcher, request } from 'undici';
 import { jsonTextProblem } from '../contract/json-limits.js';
 import type { ContractValidators } from '../contract/validators.js';
+import type { ServiceFailureCode } from '../errors.js';
 import type { RunContext } from '../gen/contract.js';
 import { ATTR, type Tracing } from '../tracing/tracing.js';
 import { traceHeaders } from '../tracing/w3c.js';
@@ -27,7 +28,7 @@ export const SERVICE_TITLES: Record<ServiceName, string> = {
 export type FailureKind = 'unavailable' | 'timeout' | 'error' | 'invalid_response' | 'invalid_request';
 
 export class ServiceError extends Error {
-  readonly code: string;
+  readonly code: ServiceFailureCode;
   readonly service: ServiceName;
   readonly kind: FailureKind;
   /** HTTP status the peer answered with, for `error`. */

@@ -14,6 +14,7 @@ import type { ErrorDetail } from '../core/completion.js';
 import { decideAbandon, decideFail, nodeRunNeeds } from '../core/completion.js';
 import { decideClaim, decideExecutionResult, type PolicyRecord } from '../core/dispatch.js';
 import { type EndedExecution, isTerminal, type NodeRunRecord } from '../core/model.js';
+import { failure } from '../errors.js';
 import type { ExecutorBinding, NodeKind, RunContext } from '../gen/contract.js';
 import { ATTR, type Tracing } from '../tracing/tracing.js';
 import {
@@ -65,7 +66,7 @@ function failureOf(error: unknown): ErrorDetail {
   if (error instanceof ServiceError || error instanceof TokenRequestError) {
     return { code: error.code, message: error.message, details: error.details };
   }
-  return { code: 'dispatch_error', message: 'The coordinator failed while dispatching this NodeRun' };
+  return failure('dispatch_error');
 }
 
 export class Dispatcher implements ExecutionPort {
@@ -244,12 +245,7 @@ export class Dispatcher implements ExecutionPort {
     if (this.#closed) return;
     if (!kind) {
       await this.#coordinator.commit(runId, nodeRunNeeds(nodeRunId), (view) =>
-        decideFail(
-          view,
-          nodeRunId,
-          { code: 'unknown_node_kind', message: 'Unable to resolve node kind' },
-          now(),
-        ),
+        decideFail(view, nodeRunId, failure('unknown_node_kind'), now()),
       );
       this.#report('dispatch_failed', record, runContext, 'unknown_node_kind');
       return;
@@ -313,16 +309,13 @@ export class Dispatcher implements ExecutionPort {
 
   #refusal(kind: NodeKind): ErrorDetail | undefined {
     if (kind === 'atomic' && !this.#options.atomic) {
-      return { code: 'atomic_executor_unconfigured', message: 'Atomic Executor is not configured' };
+      return failure('atomic_executor_unconfigured');
     }
     if (kind === 'composite' && !this.#options.composite) {
-      return { code: 'composite_executor_unconfigured', message: 'Composite Executor is not configured' };
+      return failure('composite_executor_unconfigured');
     }
     if (kind === 'composite' && !this.#options.publicUrl) {
-      return {
-        code: 'coordinator_url_unconfigured',
-        message: 'RC_PUBLIC_URL is required to dispatch composites',
-      };
+      return failure('coordinator_url_unconfigured');
     }
     return undefined;
   }
@@ -354,11 +347,11 @@ export class Dispatcher implements ExecutionPort {
       // After a timeout the executor may still be working on it: it is told to stop.
       const timedOut = error instanceof ServiceError && error.kind === 'timeout';
       const decide = timedOut ? decideAbandon : decideFail;
-      const failure = failureOf(error);
+      const failed = failureOf(error);
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
-        decide(view, id, failure, this.#coordinator.now()),
+        decide(view, id, failed, this.#coordinator.now()),
       );
-      this.#report(timedOut ? 'executor_timeout' : 'dispatch_failed', record, runContext, failure.code);
+      this.#report(timedOut ? 'executor_timeout' : 'dispatch_failed', record, runContext, failed.code);
     }
   }
 
@@ -370,7 +363,7 @@ export class Dispatcher implements ExecutionPort {
   ): Promise<void> {
     const { nodeRun } = record;
     const id = nodeRun.node_run_id;
-    let failure: ErrorDetail | undefined;
+    let failed: ErrorDetail | undefined;
     try {
       const response = await this.#options.composite!.begin(
         {
@@ -382,18 +375,15 @@ export class Dispatcher implements ExecutionPort {
         controller.signal,
       );
       if (!response.accepted) {
-        failure = {
-          code: 'composite_rejected',
-          message: response.message ?? 'Composite assignment rejected',
-        };
+        failed = failure('composite_rejected', response.message);
       }
     } catch (error) {
       // Canceled while begin was in flight: the NodeRun is terminal and the executor was told.
       if (controller.signal.aborted) return;
-      failure = failureOf(error);
+      failed = failureOf(error);
     }
-    if (failure) {
-      const detail = failure;
+    if (failed) {
+      const detail = failed;
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideFail(view, id, detail, this.#coordinator.now()),
       );
@@ -412,11 +402,11 @@ export class Dispatcher implements ExecutionPort {
       decideAbandon(
         view,
         nodeRunId,
-        {
-          code: 'node_run_timeout',
-          message: `The Composite Executor did not complete this NodeRun within ${timeoutMs} ms`,
-          details: { timeout_ms: timeoutMs },
-        },
+        failure(
+          'node_run_timeout',
+          `The Composite Executor did not complete this NodeRun within ${timeoutMs} ms`,
+          { timeout_ms: timeoutMs },
+        ),
         this.#coordinator.now(),
       ),
     );

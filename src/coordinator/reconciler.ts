@@ -9,6 +9,7 @@
  * Every change goes through the coordinator's decisions, so it is exactly-once across processes.
  */
 import { decideAbandon, nodeRunNeeds } from '../core/completion.js';
+import { failure } from '../errors.js';
 import type { Recovery } from '../store/store.js';
 import type { Coordinator } from './coordinator.js';
 import type { Timers } from './ports.js';
@@ -32,11 +33,7 @@ const BATCH = 100;
 const MAX_EFFECT_ATTEMPTS = 12;
 const SWEEP_EVERY_MS = 60_000;
 
-export const EXECUTION_OWNER_LOST = {
-  code: 'execution_owner_lost',
-  message:
-    'The coordinator instance waiting for this execution stopped before it answered; the execution is not repeated',
-} as const;
+export const EXECUTION_OWNER_LOST = failure('execution_owner_lost');
 
 export class Reconciler {
   readonly #coordinator: Coordinator;

@@ -4,7 +4,7 @@
  * executor said.
  */
 
-import { TERMINATION_CODES } from '../errors.js';
+import { failure, TERMINATION_CODES } from '../errors.js';
 import type { AtomicExecuteResult, ExecutorBinding, NodeKind, PolicyDecision } from '../gen/contract.js';
 import { type CompletionOutcome, completeRecord, decideFail, type ErrorDetail } from './completion.js';
 import { type Decision, type EventDraft, isTerminal, type NodeRun, type RunView } from './model.js';
@@ -34,8 +34,10 @@ export function policyEvent(nodeRunId: string, policy: PolicyRecord, time: strin
 }
 
 const denied = (policy: PolicyRecord): ErrorDetail => ({
-  code: 'policy_denied',
-  message: policy.action === 'run.start' ? 'Run start denied by policy' : 'NodeRun denied by policy',
+  ...failure(
+    'policy_denied',
+    policy.action === 'run.start' ? 'Run start denied by policy' : 'NodeRun denied by policy',
+  ),
   details: defined({
     action: policy.action,
     decision: policy.decision.decision,
@@ -154,11 +156,9 @@ export function decideExecutionResult(
     return decideFail(
       view,
       nodeRunId,
-      {
-        code: 'invalid_executor_result',
-        message: 'The Atomic Executor answered with the result of another NodeRun',
-        details: { node_run_id: result.node_run_id },
-      },
+      failure('invalid_executor_result', 'The Atomic Executor answered with the result of another NodeRun', {
+        node_run_id: result.node_run_id,
+      }),
       now,
     );
   }
@@ -166,11 +166,11 @@ export function decideExecutionResult(
     return decideFail(
       view,
       nodeRunId,
-      {
-        code: 'invalid_executor_result',
-        message: `The Atomic Executor answered with the non-terminal state '${result.state}'`,
-        details: { state: result.state },
-      },
+      failure(
+        'invalid_executor_result',
+        `The Atomic Executor answered with the non-terminal state '${result.state}'`,
+        { state: result.state },
+      ),
       now,
     );
   }
