@@ -283,7 +283,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       exemptPaths: [...options.auth.inbound.exemptPaths, ...PROBE_ROUTES],
     },
     verifier,
-    coordinator,
+    assignments: store,
     onRejected: (request, failure) =>
       logger?.info(
         { reqId: request.id, url: request.url, reason: failure.message },
@@ -341,7 +341,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     const handle = (request: FastifyRequest, reply: FastifyReply) => {
       const principal = request.principal;
       if (principal?.kind !== 'assignment') return handler(request, reply, ctx);
-      return authorizeAssignment(request, principal.assignment, coordinator).then(() =>
+      return authorizeAssignment(request, principal.assignment, store).then(() =>
         handler(request, reply, ctx),
       );
     };

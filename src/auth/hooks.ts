@@ -9,9 +9,9 @@
  * subtree; anything else is 403.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Coordinator } from '../coordinator/coordinator.js';
 import { isTerminal } from '../core/model.js';
 import { ArpError } from '../errors.js';
+import type { Store } from '../store/store.js';
 import { type Assignment, hashToken, isAssignmentToken } from './assignments.js';
 import type { InboundAuth } from './settings.js';
 import { AuthFailure, type JwtVerifier } from './verifier.js';
@@ -38,15 +38,19 @@ export function unauthorized(failure: AuthFailure): ArpError {
   });
 }
 
+/** What authentication reads of the store: assignment tokens, and the NodeRun tree they scope. */
+export type AssignmentLookup = Pick<Store, 'findAssignment' | 'getNodeRun'>;
+
 export interface AuthHooksOptions {
   readonly settings: InboundAuth;
   readonly verifier: JwtVerifier | undefined;
-  readonly coordinator: Coordinator;
+  /** Where assignment tokens (by hash) and the NodeRuns they are bound to are looked up. */
+  readonly assignments: AssignmentLookup;
   readonly onRejected?: (request: FastifyRequest, failure: AuthFailure) => void;
 }
 
 export function installAuth(app: FastifyInstance, options: AuthHooksOptions): void {
-  const { settings, verifier, coordinator } = options;
+  const { settings, verifier, assignments } = options;
   const exempt = new Set([...settings.exemptPaths, ...ALWAYS_PUBLIC]);
   app.decorateRequest('principal', undefined);
 
@@ -80,7 +84,7 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
       return done(reject(request, new AuthFailure('invalid_request', 'Invalid Authorization header')));
     }
     if (isAssignmentToken(token)) {
-      coordinator.store.findAssignment(hashToken(token)).then((assignment) => {
+      assignments.findAssignment(hashToken(token)).then((assignment) => {
         if (!assignment) return done(reject(request, new AuthFailure('invalid_token', 'Invalid token')));
         // Composite executors only call NodeRun operations; the exact scope is checked by
         // authorizeAssignment once the route and body are known.
@@ -146,9 +150,8 @@ const scopeMessage = (assignment: Assignment) =>
 export async function authorizeAssignment(
   request: FastifyRequest,
   assignment: Assignment,
-  coordinator: Coordinator,
+  store: AssignmentLookup,
 ) {
-  const store = coordinator.store;
   const own = await store.getNodeRun(assignment.nodeRunId);
   if (!own || isTerminal(own.nodeRun.state)) {
     throw unauthorized(new AuthFailure('invalid_token', 'Assignment token is no longer valid'));

@@ -18,7 +18,7 @@ import type {
   RunView,
 } from '../core/model.js';
 import { isTerminal } from '../core/model.js';
-import { EventHub } from '../events/hub.js';
+import { EventHub } from './hub.js';
 import { cachedJson } from './json-cache.js';
 import type { Assignment, CommittedDecision, EventPage, Store, StoreHealth } from './store.js';
 

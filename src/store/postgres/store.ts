@@ -16,7 +16,7 @@ import {
   type RunRecord,
   type RunView,
 } from '../../core/model.js';
-import { EventHub } from '../../events/hub.js';
+import { EventHub } from '../hub.js';
 import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store, StoreHealth } from '../store.js';
 import { Coalescer } from './coalesce.js';
 import { Committer } from './committer.js';
