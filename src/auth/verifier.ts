@@ -6,6 +6,7 @@
  * cannot hammer the issuer.
  */
 import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { InboundAuth } from './settings.js';
 
 export interface VerifiedToken {
@@ -39,8 +40,7 @@ type KeySet = ReturnType<typeof createRemoteJWKSet>;
 export class JwtVerifier {
   readonly #settings: InboundAuth;
   /** Keyed by the end of the token (its signature), which is unique and cheaper to hash. */
-  readonly #cache = new Map<string, { raw: string; token: VerifiedToken; until: number }>();
-  readonly #cacheSize: number;
+  readonly #cache: LRUCache<string, { raw: string; token: VerifiedToken }>;
   readonly #cooldownMs: number;
   readonly #timeoutMs: number;
   readonly #now: () => number;
@@ -48,20 +48,21 @@ export class JwtVerifier {
 
   constructor(settings: InboundAuth, options: VerifierOptions = {}) {
     this.#settings = settings;
-    this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#now = options.now ?? Date.now;
+    // Each entry lives until its token expires; the least recently used go first when full.
+    this.#cache = new LRUCache({
+      max: options.cacheSize ?? 10_000,
+      perf: { now: this.#now },
+      ttlResolution: 0,
+    });
     this.#cooldownMs = options.jwksCooldownMs ?? 30_000;
     this.#timeoutMs = options.fetchTimeoutMs ?? 5_000;
-    this.#now = options.now ?? Date.now;
   }
 
   /** A token verified before and not expired since, without any async work (the hot path). */
   cached(token: string): VerifiedToken | undefined {
-    const key = cacheKey(token);
-    const hit = this.#cache.get(key);
-    if (!hit || hit.raw !== token) return undefined;
-    if (hit.until > this.#now()) return hit.token;
-    this.#cache.delete(key);
-    return undefined;
+    const hit = this.#cache.get(cacheKey(token));
+    return hit?.raw === token ? hit.token : undefined;
   }
 
   async verify(token: string): Promise<VerifiedToken> {
@@ -101,8 +102,9 @@ export class JwtVerifier {
       exp === undefined ? Number.POSITIVE_INFINITY : exp * 1000,
       this.#now() + 3_600_000,
     );
-    if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
-    this.#cache.set(cacheKey(token), { raw: token, token: verified, until });
+    // Valid while now < until (LRUCache keeps an entry while its age is at most its ttl).
+    const ttl = until - this.#now() - 1;
+    if (ttl > 0) this.#cache.set(cacheKey(token), { raw: token, token: verified }, { ttl });
   }
 
   #keySet(): Promise<KeySet> {

@@ -183,6 +183,12 @@ describe('verified-token cache', () => {
     expect((await startRun(bearer(token))).statusCode).toBe(200);
     expect(counting.verifications).toBe(1);
 
+    // Cached up to the last millisecond before exp, not at exp.
+    now = exp * 1000 - 1;
+    expect(verifier.cached(token)).toBeDefined();
+    now = exp * 1000;
+    expect(verifier.cached(token)).toBeUndefined();
+
     now = exp * 1000 + 1;
     expect(verifier.cached(token)).toBeUndefined();
     expectUnauthorized(await startRun(bearer(token)), 'invalid_token', 'Token expired');
