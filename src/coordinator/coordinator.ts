@@ -61,7 +61,18 @@ export interface CoordinatorDeps {
   readonly onBackgroundError?: (error: unknown, context: string) => void;
   /** How this process recovers what stopped processes left, when the store is shared. */
   readonly recovery?: RecoverySettings;
+  /** Told of every decision this coordinator committed (metrics); see `CommitObserver`. */
+  readonly onCommitted?: CommitObserver;
 }
+
+/**
+ * Told of a committed decision, with the state each NodeRun it updated was in before it (the
+ * decision's records only say where they ended). Never throws into the commit's caller.
+ */
+export type CommitObserver = (
+  committed: CommittedDecision<unknown>,
+  before: ReadonlyMap<string, NodeRun['state']>,
+) => void;
 
 export interface RecoverySettings {
   /** Time between reconciler passes. */
@@ -96,6 +107,7 @@ export class Coordinator {
   readonly #onBackgroundError: (error: unknown, context: string) => void;
   readonly #limits: CoordinatorLimits;
   readonly #reconciler: Reconciler | undefined;
+  readonly #onCommitted: CommitObserver | undefined;
   /** Run id → the function that disarms its wall-time deadline. */
   readonly #deadlines = new Map<string, () => void>();
   #stopping = false;
@@ -112,6 +124,7 @@ export class Coordinator {
     this.#timers = deps.timers ?? systemTimers;
     this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
     this.#limits = deps.limits ?? {};
+    this.#onCommitted = deps.onCommitted;
     const recovery = deps.store.recovery;
     this.#reconciler =
       recovery &&
@@ -152,7 +165,7 @@ export class Coordinator {
         : undefined;
     // A local allow is known without asking: it is recorded in the start's own commit.
     const local = this.#policy?.local?.decision === 'allow' ? this.#policy.local : undefined;
-    const started = await this.store.mutate(runId, RUN_ONLY, (view) =>
+    const started = await this.#mutate(runId, RUN_ONLY, (view) =>
       decideStartRun(view, {
         request,
         runId,
@@ -178,7 +191,7 @@ export class Coordinator {
       ...(request.run_context ? { run_context: request.run_context } : {}),
       ...(request.constraints ? { constraints: request.constraints } : {}),
     });
-    const recorded = await this.store.mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>
+    const recorded = await this.#mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>
       decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
     );
     this.#settle(recorded);
@@ -324,10 +337,38 @@ export class Coordinator {
     needs: Needs,
     decide: (view: RunView) => Decision<T>,
   ): Promise<CommittedDecision<T>> {
-    const decision = await this.store.mutate(runId, needs, decide);
+    const decision = await this.#mutate(runId, needs, decide);
     this.#settle(decision);
     this.#runEffects(decision);
     return decision;
+  }
+
+  /** The store's commit, told to the commit observer with the prior states of updated NodeRuns. */
+  async #mutate<T>(
+    runId: string,
+    needs: Needs,
+    decide: (view: RunView) => Decision<T>,
+  ): Promise<CommittedDecision<T>> {
+    const observe = this.#onCommitted;
+    if (!observe) return this.store.mutate(runId, needs, decide);
+    // A store may decide more than once (a retried transaction): the last decision is the committed one.
+    let before = new Map<string, NodeRun['state']>();
+    const committed = await this.store.mutate(runId, needs, (view) => {
+      const decision = decide(view);
+      before = new Map();
+      for (const record of decision.changes?.updated ?? []) {
+        const id = record.nodeRun.node_run_id;
+        const prior = view.nodeRun(id)?.nodeRun.state;
+        if (prior !== undefined) before.set(id, prior);
+      }
+      return decision;
+    });
+    try {
+      observe(committed, before);
+    } catch (error) {
+      this.#onBackgroundError(error, 'commit observer');
+    }
+    return committed;
   }
 
   /** The effects of a committed decision; new NodeRuns go to dispatch with their records. */
