@@ -30,6 +30,8 @@ import { envelope, toWireError } from './http/envelope.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { StreamRegistry } from './http/ndjson.js';
 import { pathMatcher, toFastifyPath } from './http/route-match.js';
+import { Metrics } from './metrics/metrics.js';
+import { installMetrics, METRICS_PATH } from './metrics/plugin.js';
 import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
 import { MemoryStore } from './store/memory.js';
 import { openPostgresStore } from './store/postgres/open.js';
@@ -65,6 +67,10 @@ export interface AppOptions {
   readonly maxConnections: number;
   /** PostgreSQL instead of memory (RC_DATABASE_URL and friends); absent = the memory store. */
   readonly database?: DatabaseSettings;
+  /** Prometheus metrics at GET /metrics (RC_METRICS); off = no hook at all. */
+  readonly metrics: boolean;
+  /** Serve /metrics only on this port (RC_METRICS_PORT); absent = on the main port. */
+  readonly metricsPort?: number;
 }
 
 export const defaultAppOptions: AppOptions = {
@@ -80,6 +86,7 @@ export const defaultAppOptions: AppOptions = {
   // Longer than the 60 s idle timeout of common load balancers, so they close first (Fastify's default).
   keepAliveTimeoutMs: 72_000,
   maxConnections: 10_000,
+  metrics: true,
 };
 
 export interface AppDeps extends WiringDeps {
@@ -143,6 +150,9 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         }));
   // Observers of outgoing calls (metrics, health, logs) register on `app.serviceCalls`.
   const callObservers: ((record: CallRecord) => void)[] = deps.onServiceCall ? [deps.onServiceCall] : [];
+  // Prometheus metrics, per app: fed by commits, outgoing calls and token requests.
+  const metrics = options.metrics ? new Metrics() : undefined;
+  if (metrics) callObservers.push(metrics.serviceCall);
   const wired = buildCoordinator(
     store,
     contract,
@@ -166,6 +176,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
           : {}),
       },
       ...deps,
+      ...(metrics ? { onCommitted: metrics.committed, onTokenCall: metrics.tokenCall } : {}),
       onServiceCall: (record) => {
         for (const observe of callObservers) observe(record);
       },
@@ -284,6 +295,16 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       );
     });
   }
+  if (metrics) {
+    installMetrics(app, {
+      metrics,
+      ...(options.metricsPort !== undefined ? { port: options.metricsPort } : {}),
+      auth: options.auth.inbound,
+      verifier,
+      coordinator,
+      events,
+    });
+  }
   if (deps.onContractViolation) installContractCheck(app, contract, deps.onContractViolation);
 
   await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
@@ -397,7 +418,8 @@ function installContractCheck(
     const status = reply.statusCode;
     const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
     const operation = operations.get(request.routeOptions.config.operationId ?? '');
-    if (request.url.startsWith('/docs') || request.url === '/openapi.json') return payload;
+    if (request.url.startsWith('/docs') || request.url === '/openapi.json' || request.url === METRICS_PATH)
+      return payload;
     let schema: string | undefined;
     if (status >= 400) schema = 'ErrorEnvelope';
     else if (operation && status === operation.success.status) {
