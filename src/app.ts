@@ -67,8 +67,8 @@ export interface AppOptions {
   readonly maxConnections: number;
   /** PostgreSQL instead of memory (RC_DATABASE_URL and friends); absent = the memory store. */
   readonly database?: DatabaseSettings;
-  /** Prometheus metrics at GET /metrics (RC_METRICS); off = no hook at all. */
-  readonly metrics: boolean;
+  /** Prometheus metrics at GET /metrics (RC_METRICS; on unless false); off = no hook at all. */
+  readonly metrics?: boolean;
   /** Serve /metrics only on this port (RC_METRICS_PORT); absent = on the main port. */
   readonly metricsPort?: number;
 }
@@ -86,7 +86,6 @@ export const defaultAppOptions: AppOptions = {
   // Longer than the 60 s idle timeout of common load balancers, so they close first (Fastify's default).
   keepAliveTimeoutMs: 72_000,
   maxConnections: 10_000,
-  metrics: true,
 };
 
 export interface AppDeps extends WiringDeps {
@@ -151,7 +150,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   // Observers of outgoing calls (metrics, health, logs) register on `app.serviceCalls`.
   const callObservers: ((record: CallRecord) => void)[] = deps.onServiceCall ? [deps.onServiceCall] : [];
   // Prometheus metrics, per app: fed by commits, outgoing calls and token requests.
-  const metrics = options.metrics ? new Metrics() : undefined;
+  const metrics = options.metrics !== false ? new Metrics() : undefined;
   if (metrics) callObservers.push(metrics.serviceCall);
   const wired = buildCoordinator(
     store,

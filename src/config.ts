@@ -207,7 +207,7 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     maxConnections: integer('RC_MAX_CONNECTIONS', read('RC_MAX_CONNECTIONS'), 1, 1_000_000),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
     ...(database ? { database: Object.freeze(database) } : {}),
-    metrics,
+    ...(metrics ? {} : { metrics: false }),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
   };
   const shutdownTimeoutMs = integer('RC_SHUTDOWN_TIMEOUT_MS', read('RC_SHUTDOWN_TIMEOUT_MS'), 0, 3_600_000);
