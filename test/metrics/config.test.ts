@@ -22,7 +22,9 @@ describe('metrics settings', () => {
   it('RC_METRICS=off turns them off; other words are refused', () => {
     expect(loadConfig({ RC_METRICS: 'off' }).app.metrics).toBe(false);
     expect(loadConfig({ RC_METRICS: 'true' }).app.metrics).toBeUndefined();
-    expect(problems({ RC_METRICS: 'sometimes' })).toEqual(["RC_METRICS must be true or false, got 'sometimes'"]);
+    expect(problems({ RC_METRICS: 'sometimes' })).toEqual([
+      "RC_METRICS must be true or false, got 'sometimes'",
+    ]);
   });
 
   it('RC_METRICS_PORT is a port other than the main one, and needs metrics on', () => {
