@@ -97,6 +97,20 @@ describe('GET /metrics', () => {
     expect(s.value('arp_rc_budget_exceeded_total', { budget: 'max_wall_time_ms' })).toBe(1);
   });
 
+  it('shows open follow streams at scrape time', async () => {
+    const t = await newApp({ store: memoryStore() });
+    const run = await startRun(t);
+    expect((await scrape(t)).value('arp_rc_event_streams_open')).toBe(0);
+    const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    // Headers arrive once the stream holds its place among the follow streams.
+    const follow = await request(`${address}/v1/runs/${run.run_id}/events?follow=true`);
+    expect(follow.statusCode).toBe(200);
+    expect((await scrape(t)).value('arp_rc_event_streams_open')).toBe(1);
+    // Ending the Run ends the stream.
+    await t.request({ method: 'POST', url: `/v1/runs/${run.run_id}:cancel` });
+    await follow.body.text();
+  });
+
   it('is per app: another app in the same process counts only its own traffic', async () => {
     const t1 = await newApp({ store: memoryStore() });
     const t2 = await newApp({ store: memoryStore() });
@@ -160,7 +174,7 @@ describe('dispatch and outgoing calls', () => {
     ).toBe(0);
   });
 
-  it('an executor that is down is an outgoing call with outcome unavailable', async () => {
+  it('an executor answering 503 is an outgoing call with outcome error', async () => {
     const ae = await h.fake();
     ae.on('POST', AE_EXECUTE, () => replies.envelope(503, 'busy'));
     const t = await h.app({ services: { atomicExecutor: ae.url } }, { store: memoryStore() });
@@ -171,10 +185,38 @@ describe('dispatch and outgoing calls', () => {
       (x) => x.name === 'arp_rc_outgoing_call_duration_seconds_count' && x.labels.outcome !== 'ok',
     );
     expect(failed.map((x) => x.labels)).toEqual([
-      { service: 'atomic_executor', operation: 'execute', outcome: expect.any(String) },
+      { service: 'atomic_executor', operation: 'execute', outcome: 'error' },
     ]);
     expect(failed[0]!.value).toBe(1);
     expect(s.value('arp_rc_node_run_transitions_total', { kind: 'atomic', state: 'failed' })).toBe(1);
+  });
+
+  it('a max_steps budget that refuses the dispatch is a budget expiry', async () => {
+    const ae = await h.fake();
+    const t = await h.app({ services: { atomicExecutor: ae.url } }, { store: memoryStore() });
+    await startRun(t, { root_node_type_ref: echo, constraints: { budgets: { max_steps: 0 } } });
+    await idle(t);
+    const s = await scrape(t);
+    expect(s.value('arp_rc_budget_exceeded_total', { budget: 'max_steps' })).toBe(1);
+    expect(s.value('arp_rc_node_run_transitions_total', { kind: 'atomic', state: 'failed' })).toBe(1);
+    expect(s.value('arp_rc_runs_finished_total', { state: 'failed' })).toBe(1);
+  });
+
+  it('an execution past its deadline is a deadline expiry and a call with outcome timeout', async () => {
+    const ae = await h.fake();
+    const never = new Promise<never>(() => {});
+    ae.on('POST', AE_EXECUTE, () => never);
+    ae.on('POST', /^\/v1\/atomic-node-runs\/[^/]+:cancel$/, () => ({ status: 200, json: {} }));
+    const t = await h.app(
+      { services: { atomicExecutor: ae.url }, executeTimeoutMs: 200 },
+      { store: memoryStore() },
+    );
+    await startRun(t, { root_node_type_ref: echo });
+    await idle(t);
+    const s = await scrape(t);
+    expect(s.value('arp_rc_deadline_expired_total', { kind: 'atomic' })).toBe(1);
+    const call = { service: 'atomic_executor', operation: 'execute', outcome: 'timeout' };
+    expect(s.value('arp_rc_outgoing_call_duration_seconds_count', call)).toBe(1);
   });
 
   it('token endpoint requests are timed by outcome', async () => {
