@@ -9,6 +9,7 @@ import type { TokenCallRecord } from '../auth/outbound.js';
 import type { CallRecord } from '../clients/http.js';
 import type { CommitObserver } from '../coordinator/coordinator.js';
 import { EXT, isTerminal, type NodeRunRecord } from '../core/model.js';
+import { FastHistogram, type HistogramChild } from './histogram.js';
 
 /** Seconds: from a fast in-memory answer (~100 µs) to a slow request (10 s). */
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -30,12 +31,11 @@ export interface ScrapeSources {
   readonly pool?: { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number };
 }
 
-type HttpChild = { observe(value: number): void };
-
 export class Metrics {
   readonly registry = new Registry();
-  readonly #httpDuration: Histogram<'operation' | 'status_class'>;
-  readonly #httpChildren = new Map<string, HttpChild>();
+  readonly #httpDuration: FastHistogram;
+  /** operation → children by status class (1xx..5xx at index 1..5): no string built per request. */
+  readonly #httpChildren = new Map<string, (HistogramChild | undefined)[]>();
   readonly #runsStarted: Counter;
   readonly #runsFinished: Counter<'state'>;
   readonly #nodeRunTransitions: Counter<'kind' | 'state'>;
@@ -52,12 +52,12 @@ export class Metrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.#httpDuration = new Histogram({
+    this.#httpDuration = new FastHistogram({
       name: 'arp_rc_http_request_duration_seconds',
       help: 'Time to answer an HTTP request, by contract operation and status class.',
       labelNames: ['operation', 'status_class'],
       buckets: REQUEST_BUCKETS,
-      registers,
+      registry: this.registry,
     });
     this.#runsStarted = new Counter({
       name: 'arp_rc_runs_started_total',
@@ -183,12 +183,16 @@ export class Metrics {
 
   /** One answered HTTP request (the hot path: one cached child per label pair). */
   request(operation: string, status: number, seconds: number): void {
-    const statusClass = status >= 500 ? '5xx' : status >= 400 ? '4xx' : status >= 300 ? '3xx' : '2xx';
-    const key = `${operation} ${statusClass}`;
-    let child = this.#httpChildren.get(key);
+    const statusClass = Math.min(5, Math.max(1, Math.floor(status / 100)));
+    let children = this.#httpChildren.get(operation);
+    if (!children) {
+      children = [];
+      this.#httpChildren.set(operation, children);
+    }
+    let child = children[statusClass];
     if (!child) {
-      child = this.#httpDuration.labels(operation, statusClass);
-      this.#httpChildren.set(key, child);
+      child = this.#httpDuration.labels(operation, `${statusClass}xx`);
+      children[statusClass] = child;
     }
     child.observe(seconds);
   }
