@@ -2,7 +2,7 @@
 // memory held per NodeRun. See BENCHMARKS.md for the method and how to read the output.
 //
 //   npm run bench -- [--connections 50] [--duration 10] [--warmup 3] [--pair-rounds 3]
-//                    [--scenarios ceiling,get,get-auth,create1,create10,complete,cycle,lifecycle]
+//                    [--scenarios ceiling,get,get-auth,get-metrics-off,create1,create10,complete,cycle,lifecycle]
 //                    [--parents 1000] [--memory-nodes 100000] [--skip-memory]
 //                    [--store memory|postgres] [--instances 1,2] [--pg-cpus 0|none] [--pg-set k=v]
 //
@@ -33,7 +33,17 @@ const logsDir = join(resultsDir, 'logs');
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const ALL_SCENARIOS = ['ceiling', 'get', 'get-auth', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
+const ALL_SCENARIOS = [
+  'ceiling',
+  'get',
+  'get-auth',
+  'get-metrics-off',
+  'create1',
+  'create10',
+  'complete',
+  'cycle',
+  'lifecycle',
+];
 /** What `--store postgres` can measure, and what it measures by default. */
 const DURABLE_SCENARIOS = ['get', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
 const DURABLE_DEFAULT = ['get', 'create1', 'create10', 'complete', 'lifecycle'];
@@ -46,7 +56,7 @@ const USAGE = `usage: npm run bench -- [options]
   --connections N     concurrent connections (default 50)
   --duration S        measured seconds per scenario (default 10)
   --warmup S          unmeasured warm-up seconds per scenario (default 3)
-  --pair-rounds N     alternating rounds of get-auth, GET and its ceiling; the median-ratio round is
+  --pair-rounds N     alternating rounds of get-auth, GET, get-metrics-off and the ceiling; the median-ratio round is
                       reported (default 3)
   --scenarios LIST    comma-separated subset of ${ALL_SCENARIOS.join(',')} (default: all)
   --parents N         composite parents the create scenarios spread over (default 1000)
@@ -592,6 +602,7 @@ const LABELS = {
   'get-memory': 'GET /v1/node-runs/{id}, memory store',
   get: 'GET /v1/node-runs/{id}',
   'get-auth': 'GET /v1/node-runs/{id}, bearer JWT',
+  'get-metrics-off': 'GET /v1/node-runs/{id}, RC_METRICS=false',
   create1: 'POST /v1/node-runs (1 spec)',
   create10: 'POST /v1/node-runs (10 specs)',
   complete: 'POST /v1/node-runs/{id}:complete',
@@ -689,14 +700,41 @@ async function measureGetAuth(common, announce) {
   }
 }
 
+/** Checks that GET /metrics answers `status`, so that the metrics on/off rows measure what they say. */
+async function expectMetrics(server, status, name) {
+  const res = await request(`${server.url}/metrics`);
+  await res.body.dump();
+  if (res.statusCode !== status) {
+    throw new Error(`${name}: GET /metrics answered ${res.statusCode}, not ${status}`);
+  }
+}
+
+/** The get scenario on a service with RC_METRICS=false: no /metrics and no per-request hook. */
+async function measureGetMetricsOff(common, announce) {
+  let sample;
+  const result = await withServer(
+    () => startService('get-metrics-off', { RC_METRICS: 'false' }),
+    async (server) => {
+      sample = await realNodeRun(server);
+      await expectMetrics(server, 404, 'get-metrics-off');
+      announce('get-metrics-off');
+      return runLoad(server, { ...common, name: 'get-metrics-off', kind: 'get', path: sample.path });
+    },
+  );
+  return { ...result, responseBytes: sample.body.length, serviceConfig: 'defaults plus RC_METRICS=false' };
+}
+
 /**
  * One round of get-auth, the GET scenario and its bare-Fastify ceiling, each on a fresh server, in
  * that order: get neighbours both get-auth and the ceiling.
  */
-async function measurePair(common, want, announce) {
+async function measurePair(common, want, announce, round = 1) {
   const pair = {};
   if (want.has('get-auth')) pair.getAuth = await measureGetAuth(common, announce);
-  if (!want.has('get') && !want.has('ceiling')) return pair;
+  // Metrics off before get in even rounds, after it in odd ones, so that drift favours neither.
+  if (want.has('get-metrics-off') && round % 2 === 0)
+    pair.getMetricsOff = await measureGetMetricsOff(common, announce);
+  if (!want.has('get') && !want.has('ceiling') && !want.has('get-metrics-off')) return pair;
   // The ceiling needs a real response first, so both start from the same service.
   let sample;
   const get = await withServer(
@@ -704,12 +742,15 @@ async function measurePair(common, want, announce) {
     async (server) => {
       sample = await realNodeRun(server);
       console.error(`   sample NodeRun: ${sample.body.length} bytes, content-type '${sample.contentType}'`);
+      if (want.has('get-metrics-off')) await expectMetrics(server, 200, 'get');
       if (!want.has('get')) return undefined;
       announce('get');
       return runLoad(server, { ...common, name: 'get', kind: 'get', path: sample.path });
     },
   );
   if (want.has('get')) pair.get = { ...get, responseBytes: sample.body.length };
+  if (want.has('get-metrics-off') && !pair.getMetricsOff)
+    pair.getMetricsOff = await measureGetMetricsOff(common, announce);
   if (want.has('ceiling')) {
     pair.ceiling = await withServer(
       () =>
@@ -758,7 +799,7 @@ async function runScenarios(options) {
 
   if (benchStore.kind === 'postgres') {
     if (want.has('get')) Object.assign(results, await measureDurableGet(common, options, announce));
-  } else if (want.has('get') || want.has('ceiling') || want.has('get-auth')) {
+  } else if (want.has('get') || want.has('ceiling') || want.has('get-auth') || want.has('get-metrics-off')) {
     Object.assign(results, await measureGetRounds(common, options, want, announce));
   }
 
@@ -830,14 +871,17 @@ async function measureLifecycle(common, key, instances) {
  */
 async function measureGetRounds(common, options, want, announce) {
   const results = {};
-  const members = ['get-auth', 'get', 'ceiling'].filter((name) => want.has(name)).join(', ');
+  const members = ['get-auth', 'get', 'get-metrics-off', 'ceiling']
+    .filter((name) => want.has(name))
+    .join(', ');
   const rounds = [];
   for (let round = 1; round <= options.pairRounds; round++) {
     if (options.pairRounds > 1) console.error(`\n== ${members}: round ${round} of ${options.pairRounds}`);
-    rounds.push(await measurePair(common, want, announce));
+    rounds.push(await measurePair(common, want, announce, round));
   }
   const ratio = (pair) => (pair.get && pair.ceiling ? pair.get.rps / pair.ceiling.rps : 0);
   const authRatio = (pair) => (pair.getAuth && pair.get ? pair.getAuth.rps / pair.get.rps : 0);
+  const metricsRatio = (pair) => (pair.getMetricsOff && pair.get ? pair.get.rps / pair.getMetricsOff.rps : 0);
   const median = medianBy(rounds, ratio);
   const summary = rounds.map((pair) => ({
     getRps: pair.get?.rps,
@@ -845,9 +889,30 @@ async function measureGetRounds(common, options, want, announce) {
     ratio: ratio(pair) || undefined,
     getAuthRps: pair.getAuth?.rps,
     authRatio: authRatio(pair) || undefined,
+    getMetricsOffRps: pair.getMetricsOff?.rps,
+    metricsRatio: metricsRatio(pair) || undefined,
   }));
-  if (median.get) results.get = { ...median.get, rounds: summary };
+  // Without a ceiling the get row shown is the one of the metrics-on/off median round, if measured.
+  const getRound = want.has('ceiling') ? median : medianBy(rounds, metricsRatio);
+  if (getRound.get) results.get = { ...getRound.get, rounds: summary };
   if (median.ceiling) results.ceiling = { ...median.ceiling, rounds: summary };
+  const metricsMedian = medianBy(rounds, metricsRatio);
+  if (metricsMedian.getMetricsOff) {
+    results['get-metrics-off'] = {
+      ...metricsMedian.getMetricsOff,
+      ...(metricsMedian.get
+        ? {
+            vsGet: {
+              ratio: metricsRatio(metricsMedian),
+              getRps: metricsMedian.get.rps,
+              getLatencyMs: metricsMedian.get.latencyMs,
+              definition: 'get req/s / get-metrics-off req/s of the same round (metrics on / metrics off)',
+            },
+          }
+        : {}),
+      rounds: summary,
+    };
+  }
   const authMedian = medianBy(rounds, authRatio);
   if (authMedian.getAuth) {
     results['get-auth'] = {
@@ -1047,6 +1112,17 @@ function notesOf(key, r) {
     }
     notes.push(`${r.tokenBytes} B RS256 token on every request`);
   }
+  if (name === 'get-metrics-off' && r.vsGet) {
+    notes.push(
+      `metrics on = ${r.vsGet.ratio.toFixed(2)}x metrics off (same-round get ${fmtInt(r.vsGet.getRps)} req/s, ` +
+        `p50/p99 ${fmtMs(r.vsGet.getLatencyMs.p50)}/${fmtMs(r.vsGet.getLatencyMs.p99)} ms)`,
+    );
+    if (r.rounds?.length > 1) {
+      notes.push(
+        `per round ${r.rounds.map((round) => round.metricsRatio?.toFixed(2) ?? '-').join(', ')} (median shown)`,
+      );
+    }
+  }
   if (r.responseBytes) notes.push(`${r.responseBytes} B body`);
   if (name === 'get' && r.rounds?.length > 1) {
     notes.push(
@@ -1171,6 +1247,14 @@ function targetsOf(results, options) {
       target: `GET NodeRun p99 < 10 ms at ${options.connections} connections`,
       measured: `${fmtMs(get.latencyMs.p99)} ms`,
       pass: get.latencyMs.p99 < 10,
+    });
+  }
+  const metricsOff = results['get-metrics-off']?.vsGet;
+  if (metricsOff) {
+    targets.push({
+      target: 'GET NodeRun with metrics on >= 0.9x metrics off',
+      measured: `${metricsOff.ratio.toFixed(2)}x (same round)`,
+      pass: metricsOff.ratio >= 0.9,
     });
   }
   const auth = results['get-auth']?.vsGet;
@@ -1318,6 +1402,11 @@ async function measureAndReport(options) {
   );
   if (results['get-auth']?.vsGet) {
     console.log("get-auth: 'x auth off' = its req/s / get's req/s in the same round (notes).");
+  }
+  if (results['get-metrics-off']?.vsGet) {
+    console.log(
+      "get-metrics-off: 'metrics on = x metrics off' = get's req/s / its req/s in the same round (notes).",
+    );
   }
 
   if (memory) {

@@ -33,6 +33,8 @@ import { envelope, toWireError } from './http/envelope.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { StreamRegistry } from './http/ndjson.js';
 import { pathMatcher, toFastifyPath } from './http/route-match.js';
+import { Metrics } from './metrics/metrics.js';
+import { installMetrics, METRICS_PATH } from './metrics/plugin.js';
 import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
 import { MemoryStore } from './store/memory.js';
 import { openPostgresStore } from './store/postgres/open.js';
@@ -69,6 +71,10 @@ export interface AppOptions {
   readonly maxConnections: number;
   /** PostgreSQL instead of memory (RC_DATABASE_URL and friends); absent = the memory store. */
   readonly database?: DatabaseSettings;
+  /** Prometheus metrics at GET /metrics (RC_METRICS; on unless false); off = no hook at all. */
+  readonly metrics?: boolean;
+  /** Serve /metrics only on this port (RC_METRICS_PORT); absent = on the main port. */
+  readonly metricsPort?: number;
 }
 
 export const defaultAppOptions: AppOptions = {
@@ -154,6 +160,9 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         }));
   // Observers of outgoing calls (metrics, health, logs) register on `app.serviceCalls`.
   const callObservers: ((record: CallRecord) => void)[] = deps.onServiceCall ? [deps.onServiceCall] : [];
+  // Prometheus metrics, per app: fed by commits, outgoing calls and token requests.
+  const metrics = options.metrics !== false ? new Metrics() : undefined;
+  if (metrics) callObservers.push(metrics.serviceCall);
   const wired = buildCoordinator(
     tracing ? tracedStore(store, tracing) : store,
     contract,
@@ -182,6 +191,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         logger?.warn({ ...fields, event: type }, EVENT_MESSAGES[type]);
       },
       ...deps,
+      ...(metrics ? { onCommitted: metrics.committed, onTokenCall: metrics.tokenCall } : {}),
       onServiceCall: (record) => {
         for (const observe of callObservers) observe(record);
       },
@@ -308,6 +318,16 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
         },
         'request',
       );
+    });
+  }
+  if (metrics) {
+    installMetrics(app, {
+      metrics,
+      ...(options.metricsPort !== undefined ? { port: options.metricsPort } : {}),
+      auth: options.auth.inbound,
+      verifier,
+      coordinator,
+      events,
     });
   }
   if (deps.onContractViolation) installContractCheck(app, contract, deps.onContractViolation);
@@ -444,7 +464,14 @@ function installContractCheck(
     const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
     const operation = operations.get(request.routeOptions.config.operationId ?? '');
     const path = request.url.split('?')[0] ?? '';
-    if (request.url.startsWith('/docs') || path === '/openapi.json' || PROBE_ROUTES.has(path)) return payload;
+    if (
+      request.url.startsWith('/docs') ||
+      path === '/openapi.json' ||
+      path === METRICS_PATH ||
+      PROBE_ROUTES.has(path)
+    ) {
+      return payload;
+    }
     let schema: string | undefined;
     if (status >= 400) schema = 'ErrorEnvelope';
     else if (operation && status === operation.success.status) {

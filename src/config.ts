@@ -46,6 +46,8 @@ export const ENV_DEFAULTS = {
   RC_MAX_FOLLOW_STREAMS: '10000',
   RC_MAX_FOLLOW_STREAMS_PER_RUN: '1000',
   RC_BUILD_COMMIT: '',
+  RC_METRICS: 'true',
+  RC_METRICS_PORT: '',
   RC_ATOMIC_EXECUTOR_URL: '',
   RC_COMPOSITE_EXECUTOR_URL: '',
   RC_NODE_REGISTRY_URL: '',
@@ -166,6 +168,16 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
       'RC_PUBLIC_URL is required with RC_COMPOSITE_EXECUTOR_URL (composite executors call it back)',
     );
   }
+  const metrics = boolean('RC_METRICS');
+  const metricsPortText = read('RC_METRICS_PORT');
+  const metricsPort =
+    metricsPortText === '' ? undefined : integer('RC_METRICS_PORT', metricsPortText, 0, 65535);
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    problems.push(
+      `RC_METRICS_PORT must differ from the main port (${port}); leave it unset to serve /metrics there`,
+    );
+  }
+  if (metricsPort !== undefined && !metrics) problems.push('RC_METRICS_PORT is set but RC_METRICS is off');
   const app: AppOptions = {
     auth,
     orchestration: Object.freeze({ ...orchestration, services: Object.freeze(services) }),
@@ -195,6 +207,8 @@ export function loadConfig(env: Env, argv: readonly string[] = []): Config {
     maxConnections: integer('RC_MAX_CONNECTIONS', read('RC_MAX_CONNECTIONS'), 1, 1_000_000),
     ...(read('RC_BUILD_COMMIT') ? { buildCommit: read('RC_BUILD_COMMIT') } : {}),
     ...(database ? { database: Object.freeze(database) } : {}),
+    ...(metrics ? {} : { metrics: false }),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
   };
   const shutdownTimeoutMs = integer('RC_SHUTDOWN_TIMEOUT_MS', read('RC_SHUTDOWN_TIMEOUT_MS'), 0, 3_600_000);
   if (problems.length > 0) throw new ConfigError(problems);

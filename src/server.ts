@@ -59,6 +59,14 @@ async function main(): Promise<void> {
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info(`Server listening at ${address}`);
+  const metricsServer = app.metrics?.server;
+  if (metricsServer) {
+    const metricsAddress = await metricsServer.listen({
+      host: config.host,
+      port: config.app.metricsPort ?? 0,
+    });
+    logger.info(`Metrics at ${metricsAddress}/metrics`);
+  }
   const { orchestration } = app;
   const { policyDefault } = config.app.orchestration;
   logger.info(

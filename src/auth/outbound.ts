@@ -24,6 +24,15 @@ export interface TokenProviderOptions {
   readonly now?: () => number;
   /** Renew this long before expiry (default 30 s, at most half the token's lifetime). */
   readonly refreshMarginMs?: number;
+  /** Told of every request to the token endpoint once it has ended (metrics). */
+  readonly onTokenCall?: (call: TokenCallRecord) => void;
+}
+
+/** One request to the token endpoint, as observers see it (no audience, no credentials). */
+export interface TokenCallRecord {
+  /** `ok`, or the failure's cause: `error` (non-2xx), `invalid_response` or `unavailable` (transport). */
+  readonly outcome: 'ok' | 'error' | 'invalid_response' | 'unavailable';
+  readonly durationMs: number;
 }
 
 interface Cached {
@@ -57,6 +66,27 @@ export class ClientCredentialsTokens {
   }
 
   async #fetch(audience: string): Promise<string> {
+    const observe = this.#options.onTokenCall;
+    if (!observe) return this.#request(audience);
+    const started = performance.now();
+    let outcome: TokenCallRecord['outcome'] = 'ok';
+    try {
+      return await this.#request(audience);
+    } catch (error) {
+      const details = error instanceof TokenRequestError ? error.details : {};
+      outcome =
+        details.status === undefined
+          ? 'unavailable'
+          : details.cause === undefined
+            ? 'error'
+            : 'invalid_response';
+      throw error;
+    } finally {
+      observe({ outcome, durationMs: performance.now() - started });
+    }
+  }
+
+  async #request(audience: string): Promise<string> {
     const form = new URLSearchParams({
       grant_type: 'client_credentials',
       client_id: this.#settings.clientId,

@@ -64,6 +64,8 @@ export interface CoordinatorDeps {
   readonly recovery?: RecoverySettings;
   /** Told of what an operator should hear about (the app logs each at warn); never throws back. */
   readonly onEvent?: (event: CoordinatorEvent) => void;
+  /** Told of every decision this coordinator committed (metrics); see `CommitObserver`. */
+  readonly onCommitted?: CommitObserver;
 }
 
 /**
@@ -104,6 +106,15 @@ export function traceOf(runContext: RunContext | undefined): { traceId?: string;
   };
 }
 
+/**
+ * Told of a committed decision, with the state each NodeRun it updated was in before it (the
+ * decision's records only say where they ended). Never throws into the commit's caller.
+ */
+export type CommitObserver = (
+  committed: CommittedDecision<unknown>,
+  before: ReadonlyMap<string, NodeRun['state']>,
+) => void;
+
 export interface RecoverySettings {
   /** Time between reconciler passes. */
   readonly intervalMs: number;
@@ -138,6 +149,7 @@ export class Coordinator {
   readonly #onEvent: ((event: CoordinatorEvent) => void) | undefined;
   readonly #limits: CoordinatorLimits;
   readonly #reconciler: Reconciler | undefined;
+  readonly #onCommitted: CommitObserver | undefined;
   /** Run id → the function that disarms its wall-time deadline. */
   readonly #deadlines = new Map<string, () => void>();
   #stopping = false;
@@ -155,6 +167,7 @@ export class Coordinator {
     this.#onBackgroundError = deps.onBackgroundError ?? (() => {});
     this.#onEvent = deps.onEvent;
     this.#limits = deps.limits ?? {};
+    this.#onCommitted = deps.onCommitted;
     const recovery = deps.store.recovery;
     this.#reconciler =
       recovery &&
@@ -200,7 +213,7 @@ export class Coordinator {
     // A local allow is known without asking: it is recorded in the start's own commit.
     const local = this.#policy?.local?.decision === 'allow' ? this.#policy.local : undefined;
     const runContext = recordedTrace(request.run_context, origin?.trace, origin?.requestId);
-    const started = await this.store.mutate(runId, RUN_ONLY, (view) =>
+    const started = await this.#mutate(runId, RUN_ONLY, (view) =>
       decideStartRun(view, {
         request,
         runId,
@@ -227,7 +240,7 @@ export class Coordinator {
       ...(run.run_context ? { run_context: run.run_context } : {}),
       ...(request.constraints ? { constraints: request.constraints } : {}),
     });
-    const recorded = await this.store.mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>
+    const recorded = await this.#mutate(runId, nodeRunNeeds(run.root_node_run_id), (view) =>
       decidePolicy(view, run.root_node_run_id, { action: 'run.start', decision }, this.#clock.now()),
     );
     if (decision.decision !== 'allow' && recorded.changes) {
@@ -392,10 +405,38 @@ export class Coordinator {
     needs: Needs,
     decide: (view: RunView) => Decision<T>,
   ): Promise<CommittedDecision<T>> {
-    const decision = await this.store.mutate(runId, needs, decide);
+    const decision = await this.#mutate(runId, needs, decide);
     this.#settle(decision);
     this.#runEffects(decision);
     return decision;
+  }
+
+  /** The store's commit, told to the commit observer with the prior states of updated NodeRuns. */
+  async #mutate<T>(
+    runId: string,
+    needs: Needs,
+    decide: (view: RunView) => Decision<T>,
+  ): Promise<CommittedDecision<T>> {
+    const observe = this.#onCommitted;
+    if (!observe) return this.store.mutate(runId, needs, decide);
+    // A store may decide more than once (a retried transaction): the last decision is the committed one.
+    let before = new Map<string, NodeRun['state']>();
+    const committed = await this.store.mutate(runId, needs, (view) => {
+      const decision = decide(view);
+      before = new Map();
+      for (const record of decision.changes?.updated ?? []) {
+        const id = record.nodeRun.node_run_id;
+        const prior = view.nodeRun(id)?.nodeRun.state;
+        if (prior !== undefined) before.set(id, prior);
+      }
+      return decision;
+    });
+    try {
+      observe(committed, before);
+    } catch (error) {
+      this.#onBackgroundError(error, 'commit observer');
+    }
+    return committed;
   }
 
   /** The effects of a committed decision; new NodeRuns go to dispatch with their records. */

@@ -72,7 +72,10 @@ function failureOf(error: unknown): ErrorDetail {
 export class Dispatcher implements ExecutionPort {
   readonly #options: DispatcherOptions;
   readonly #coordinator: Coordinator;
-  readonly #queue: { readonly nodeRunId: string; readonly record?: NodeRunRecord }[] = [];
+  readonly #queue: { readonly nodeRunId: string; readonly record?: NodeRunRecord; readonly at: number }[] =
+    [];
+  /** Told how long each claimed NodeRun waited, from its dispatch to its claim (metrics). */
+  readonly #claimObservers: ((waitedMs: number) => void)[] = [];
   readonly #contexts = new Map<string, RunContext | undefined>();
   #head = 0;
   #active = 0;
@@ -91,7 +94,8 @@ export class Dispatcher implements ExecutionPort {
   dispatch(nodeRunId: string, known?: { record: NodeRunRecord; runContext?: RunContext }): void {
     if (this.#closed) return;
     if (known?.runContext) this.#remember(known.record.nodeRun.run_id, known.runContext);
-    this.#queue.push(known ? { nodeRunId, record: known.record } : { nodeRunId });
+    const at = performance.now();
+    this.#queue.push(known ? { nodeRunId, record: known.record, at } : { nodeRunId, at });
     this.#pump();
   }
 
@@ -167,6 +171,16 @@ export class Dispatcher implements ExecutionPort {
     this.#head = 0;
   }
 
+  /** NodeRuns waiting for a dispatch slot. */
+  get queued(): number {
+    return this.#pending();
+  }
+
+  /** Registers an observer of the wait from dispatch to claim (`queued → running`) of each NodeRun. */
+  observeClaims(observer: (waitedMs: number) => void): void {
+    this.#claimObservers.push(observer);
+  }
+
   /** Resolves when no dispatch is queued or in progress (for tests and shutdown). */
   idle(): Promise<void> {
     if (this.#active === 0 && this.#pending() === 0) return Promise.resolve();
@@ -191,13 +205,13 @@ export class Dispatcher implements ExecutionPort {
 
   #pump(): void {
     while (this.#active < this.#options.concurrency && this.#pending() > 0) {
-      const { nodeRunId: id, record } = this.#queue[this.#head++]!;
+      const { nodeRunId: id, record, at } = this.#queue[this.#head++]!;
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue.splice(0, this.#head);
         this.#head = 0;
       }
       this.#active++;
-      this.#run(id, record)
+      this.#run(id, record, at)
         .catch((error) =>
           this.#options.onError(error, `dispatch of ${id}`, {
             nodeRunId: id,
@@ -213,7 +227,7 @@ export class Dispatcher implements ExecutionPort {
     }
   }
 
-  async #run(nodeRunId: string, known: NodeRunRecord | undefined): Promise<void> {
+  async #run(nodeRunId: string, known: NodeRunRecord | undefined, queuedAt: number): Promise<void> {
     const store = this.#coordinator.store;
     const record = known ?? (await store.getNodeRun(nodeRunId));
     if (record?.nodeRun.state !== 'queued') return;
@@ -226,17 +240,22 @@ export class Dispatcher implements ExecutionPort {
     }
     const runContext = this.#contexts.get(runId);
     const tracing = this.#options.tracing;
-    if (!tracing) return this.#dispatchQueued(record, runContext);
+    if (!tracing) return this.#dispatchQueued(record, runContext, queuedAt);
     return tracing.inSpan(
       'dispatch',
       { [ATTR.runId]: runId, [ATTR.nodeRunId]: nodeRunId },
-      () => this.#dispatchQueued(record, runContext),
+      () => this.#dispatchQueued(record, runContext, queuedAt),
       { runContext },
     );
   }
 
   /** Resolves the kind, asks policy, claims the NodeRun and hands it to its executor. */
-  async #dispatchQueued(record: NodeRunRecord, runContext: RunContext | undefined): Promise<void> {
+  async #dispatchQueued(
+    record: NodeRunRecord,
+    runContext: RunContext | undefined,
+    /** When it was queued here (`performance.now()`), for the dispatch latency. */
+    queuedAt: number,
+  ): Promise<void> {
     const nodeRunId = record.nodeRun.node_run_id;
     const runId = record.nodeRun.run_id;
     const now = () => this.#coordinator.now();
@@ -281,6 +300,10 @@ export class Dispatcher implements ExecutionPort {
       else this.#report('dispatch_failed', record, runContext, refuse?.code ?? 'budget_exceeded');
     }
     try {
+      if (claimed.value === 'claimed' && this.#claimObservers.length > 0) {
+        const waited = performance.now() - queuedAt;
+        for (const observe of this.#claimObservers) observe(waited);
+      }
       if (claimed.value !== 'claimed' || controller.signal.aborted) return;
       const running = claimed.changes!.updated![0]!;
       if (kind === 'atomic') await this.#execute(running, runContext, controller);

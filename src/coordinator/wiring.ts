@@ -3,7 +3,7 @@
  * configured, otherwise with the client wrappers, the dispatcher and the policy checkpoints.
  */
 import type { Dispatcher as HttpDispatcher } from 'undici';
-import { ClientCredentialsTokens } from '../auth/outbound.js';
+import { ClientCredentialsTokens, type TokenCallRecord } from '../auth/outbound.js';
 import type { OutboundAuth } from '../auth/settings.js';
 import { AtomicExecutorClient } from '../clients/atomic-executor.js';
 import { CompositeExecutorClient } from '../clients/composite-executor.js';
@@ -81,6 +81,8 @@ export interface WiringDeps extends Omit<CoordinatorDeps, 'store' | 'onBackgroun
   readonly outboundAuth?: OutboundAuth;
   /** Told of every attempt of every outgoing call (see `CallRecord`). */
   readonly onServiceCall?: (record: CallRecord) => void;
+  /** Told of every request to the token endpoint (see `TokenCallRecord`). */
+  readonly onTokenCall?: (record: TokenCallRecord) => void;
   /** `user-agent` of outgoing calls. */
   readonly userAgent?: string;
   /** Spans for dispatches and outgoing calls (tracing on). */
@@ -92,7 +94,7 @@ export function buildClients(
   contract: Contract,
   deps: Pick<
     WiringDeps,
-    'httpDispatcher' | 'retry' | 'outboundAuth' | 'onServiceCall' | 'userAgent' | 'tracing'
+    'httpDispatcher' | 'retry' | 'outboundAuth' | 'onServiceCall' | 'onTokenCall' | 'userAgent' | 'tracing'
   >,
 ): Clients {
   const { services } = options;
@@ -102,6 +104,7 @@ export function buildClients(
     ? new ClientCredentialsTokens(deps.outboundAuth, {
         timeoutMs: options.callTimeoutMs,
         ...(deps.httpDispatcher ? { dispatcher: deps.httpDispatcher } : {}),
+        ...(deps.onTokenCall ? { onTokenCall: deps.onTokenCall } : {}),
       })
     : undefined;
   const audienceOf: Record<ServiceName, string> = {

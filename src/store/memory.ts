@@ -70,6 +70,9 @@ export class MemoryStore implements Store {
   readonly #cascadeSlice: number;
   readonly #onEvicted: MemoryStoreOptions['onEvicted'];
 
+  /** Told how long each commit took, from its decision to its events being published (metrics). */
+  readonly #commitObservers: ((seconds: number) => void)[] = [];
+
   constructor(options: MemoryStoreOptions) {
     this.#maxFinishedRuns = options.maxFinishedRuns;
     this.#onEvicted = options.onEvicted;
@@ -83,6 +86,7 @@ export class MemoryStore implements Store {
     decide: (view: RunView) => Decision<T>,
   ): Promise<CommittedDecision<T>> {
     for (let busy = this.#busy.get(runId); busy; busy = this.#busy.get(runId)) await busy;
+    const started = this.#commitObservers.length > 0 ? performance.now() : undefined;
     const state = this.#runs.get(runId) ?? emptyState();
     const decision = decide(this.#view(runId, state, needs));
     const cascade = decision.changes?.cascade;
@@ -99,6 +103,10 @@ export class MemoryStore implements Store {
       const stops = (decision.effects ?? []).flatMap((effect) =>
         effect.type === 'cancel_execution' ? [effect.execution] : [],
       );
+      if (started !== undefined) {
+        const seconds = (performance.now() - started) / 1000;
+        for (const observe of this.#commitObservers) observe(seconds);
+      }
       return { ...decision, committed, ended: [...ended.executions, ...stops] };
     } finally {
       if (release) {
@@ -106,6 +114,11 @@ export class MemoryStore implements Store {
         release();
       }
     }
+  }
+
+  /** Registers an observer of the duration of every commit. */
+  observeCommits(observer: { committed(seconds: number): void }): void {
+    this.#commitObservers.push((seconds) => observer.committed(seconds));
   }
 
   /** Makes the Run's next decisions wait until the returned function is called. */

@@ -44,6 +44,14 @@ export interface CommitterOptions {
   readonly committed: (runId: string, result: CommittedDecision<unknown>) => void;
 }
 
+/** Told of each transaction the committer ran (metrics). */
+export interface CommitObserver {
+  /** A transaction committed, after this many seconds from taking a connection to COMMIT's answer. */
+  committed(seconds: number): void;
+  /** The database refused a transaction with a retryable SQLSTATE (23505, 40001, 40P01): it is taken again. */
+  conflicted(code: string): void;
+}
+
 /** Errors after which a decision is simply taken again: a concurrent first insert, a deadlock. */
 const RETRYABLE = new Set(['23505', '40001', '40P01']);
 const MAX_ATTEMPTS = 5;
@@ -55,6 +63,7 @@ export class Committer {
   readonly #busy = new Set<string>();
   #inFlight = 0;
   #drained: (() => void)[] = [];
+  readonly #observers: CommitObserver[] = [];
 
   constructor(options: CommitterOptions) {
     this.#options = options;
@@ -69,6 +78,11 @@ export class Committer {
       this.#queue.push({ runId, needs, decide, resolve: resolve as Pending['resolve'], reject });
       this.#pump();
     });
+  }
+
+  /** Registers an observer of every transaction's duration and of its conflicts. */
+  observe(observer: CommitObserver): void {
+    this.#observers.push(observer);
   }
 
   /** Resolves once nothing is waiting or being committed. */
@@ -116,6 +130,7 @@ export class Committer {
    */
   async #commit(batch: Pending[]): Promise<Pending[]> {
     const { pool, sql } = this.#options;
+    const started = this.#observers.length > 0 ? performance.now() : undefined;
     const client = await pool.connect();
     let broken: Error | undefined;
     const thrown = new Set<Pending>();
@@ -167,6 +182,10 @@ export class Committer {
       const settled = await Promise.allSettled([...sent, client.query('COMMIT')]);
       const failure = settled.find((result) => result.status === 'rejected');
       if (failure) throw (failure as PromiseRejectedResult).reason;
+      if (started !== undefined) {
+        const seconds = (performance.now() - started) / 1000;
+        for (const observer of this.#observers) observer.committed(seconds);
+      }
       for (const { item, decision, write } of decided) {
         const result = { ...decision, committed: write.committed, ended: write.ended };
         this.#options.committed(item.runId, result);
@@ -174,7 +193,10 @@ export class Committer {
       }
       return [];
     } catch (error) {
-      if (typeof (error as { code?: unknown }).code !== 'string') broken = error as Error;
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'string' && RETRYABLE.has(code))
+        for (const observer of this.#observers) observer.conflicted(code);
+      if (typeof code !== 'string') broken = error as Error;
       else await client.query('ROLLBACK').catch((rollback: Error) => (broken = rollback));
       if (batch.length === 1) throw error;
       // Everyone not answered yet (only the decisions that threw were) is taken again.

@@ -19,7 +19,7 @@ import {
 import { EventHub } from '../hub.js';
 import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store, StoreHealth } from '../store.js';
 import { Coalescer } from './coalesce.js';
-import { Committer } from './committer.js';
+import { type CommitObserver, Committer } from './committer.js';
 import type { Database } from './database.js';
 import { PostgresRecovery } from './recovery.js';
 import { type LockedRunRow, type NodeRunRow, nodeRunRecord, type RunRow, runRecord } from './rows.js';
@@ -182,6 +182,11 @@ export class PostgresStore implements Store {
 
   get pool(): pg.Pool {
     return this.#db.pool;
+  }
+
+  /** Registers an observer of every commit transaction's duration and conflicts (metrics). */
+  observeCommits(observer: CommitObserver): void {
+    this.#committer.observe(observer);
   }
 
   async mutate<T>(

@@ -1,0 +1,86 @@
+/**
+ * `GET /metrics` (Prometheus text format), outside the ARP contract like /openapi.json: on the main
+ * port, or only on a port of its own when `port` is set (`RC_METRICS_PORT`). It is authenticated
+ * like every other path unless the operator lists `/metrics` in `ARP_AUTH_EXEMPT_PATHS`, on either
+ * port. The per-request cost is one onResponse hook observing a cached histogram child.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { installAuth } from '../auth/hooks.js';
+import type { InboundAuth } from '../auth/settings.js';
+import type { JwtVerifier } from '../auth/verifier.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { Dispatcher } from '../coordinator/dispatcher.js';
+import type { EventStreams } from '../events/streams.js';
+import { toWireError } from '../http/envelope.js';
+import { type Metrics, OTHER_OPERATION } from './metrics.js';
+
+export const METRICS_PATH = '/metrics';
+
+export interface MetricsRouteOptions {
+  readonly metrics: Metrics;
+  /** Serve /metrics only on this port (0 = any free one); absent = on the app's own port. */
+  readonly port?: number;
+  readonly auth: InboundAuth;
+  readonly verifier: JwtVerifier | undefined;
+  readonly coordinator: Coordinator;
+  readonly events: EventStreams;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The app's metrics, and the server of their own port when one is configured (it is not listening yet). */
+    metrics?: { readonly registry: Metrics['registry']; readonly server?: FastifyInstance };
+  }
+}
+
+/** Call before the routes are added: the hook times every request. */
+export function installMetrics(app: FastifyInstance, options: MetricsRouteOptions): void {
+  const { metrics, coordinator } = options;
+  const execution = coordinator.execution;
+  const dispatcher = execution instanceof Dispatcher ? execution : undefined;
+  dispatcher?.observeClaims(metrics.claimed);
+  const store = coordinator.store as unknown as {
+    observeCommits?: (observer: ReturnType<Metrics['storeCommits']>) => void;
+    pool?: { totalCount: number; idleCount: number; waitingCount: number };
+  };
+  store.observeCommits?.(metrics.storeCommits(store.pool ? 'postgres' : 'memory'));
+  metrics.attach({
+    ...(dispatcher ? { dispatchQueue: () => dispatcher.queued } : {}),
+    openStreams: () => options.events.stats().followStreams,
+    ...(store.pool ? { pool: store.pool } : {}),
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.request(
+      request.routeOptions.config.operationId ?? OTHER_OPERATION,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+  const serve = async (_request: unknown, reply: import('fastify').FastifyReply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.scrape());
+  let server: FastifyInstance | undefined;
+  if (options.port === undefined) {
+    app.get(METRICS_PATH, { schema: { hide: true } }, serve);
+  } else {
+    server = Fastify({ logger: false });
+    server.setErrorHandler((error, _request, reply) => {
+      const wire = toWireError(error);
+      reply
+        .code(wire.status)
+        .headers(wire.headers ?? {})
+        .send(wire.body);
+    });
+    // Same rule as the main port: authenticated unless /metrics is an exempt path.
+    installAuth(server, {
+      settings: options.auth,
+      verifier: options.verifier,
+      assignments: coordinator.store,
+    });
+    server.get(METRICS_PATH, serve);
+    const own = server;
+    app.addHook('onClose', () => own.close());
+  }
+  app.decorate('metrics', { registry: metrics.registry, ...(server ? { server } : {}) });
+}
