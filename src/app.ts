@@ -4,16 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { TracerProvider } from '@opentelemetry/api';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import { authorizeAssignment, installAuth } from './auth/hooks.js';
 import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
 import type { CallRecord } from './clients/http.js';
-import { type Contract, loadContract, schemaId } from './contract/contract.js';
+import { type Contract, loadContract } from './contract/contract.js';
 import type { BackgroundErrorHandler, BackgroundIds, Coordinator } from './coordinator/coordinator.js';
 import { systemClock } from './coordinator/ports.js';
 import {
@@ -23,24 +20,30 @@ import {
   type WiringDeps,
 } from './coordinator/wiring.js';
 import { MAX_CLIENT_ID_LENGTH } from './core/ids.js';
-import { ArpError } from './errors.js';
 import { EventStreams } from './events/streams.js';
 import type { VersionInfo } from './gen/contract.js';
 import { HealthMonitor } from './health/health.js';
-import { installProbes, PROBE_ROUTES, type Probes } from './health/probes.js';
-import { clientErrorHandler, connectionOptions, keepConnectionForAnswer } from './http/connections.js';
-import { envelope, toWireError } from './http/envelope.js';
-import { installJsonBodyParser } from './http/json-body.js';
+import { clientErrorHandler, connectionOptions } from './http/connections.js';
+import { toWireError } from './http/envelope.js';
 import { StreamRegistry } from './http/ndjson.js';
-import { pathMatcher, toFastifyPath } from './http/route-match.js';
+import { pathMatcher } from './http/route-match.js';
 import { Metrics } from './metrics/metrics.js';
-import { installMetrics, METRICS_PATH } from './metrics/plugin.js';
-import { type HandlerContext, handlers, type OperationId } from './routes/handlers.js';
+import authPlugin from './plugins/auth.js';
+import contractPlugin from './plugins/contract.js';
+import docsPlugin from './plugins/docs.js';
+import errorsPlugin from './plugins/errors.js';
+import lifecyclePlugin from './plugins/lifecycle.js';
+import metricsPlugin from './plugins/metrics.js';
+import requestLogPlugin from './plugins/request-log.js';
+import routesPlugin from './plugins/routes.js';
+import routingPlugin, { routeMissError } from './plugins/routing.js';
+import tracingPlugin from './plugins/tracing.js';
+import type { HandlerContext } from './routes/handlers.js';
 import { MemoryStore } from './store/memory.js';
 import { openPostgresStore } from './store/postgres/open.js';
 import { type DatabaseSettings, redactUrl } from './store/postgres/settings.js';
 import type { Store } from './store/store.js';
-import { installServerSpans, Tracing, tracedStore } from './tracing/tracing.js';
+import { Tracing, tracedStore } from './tracing/tracing.js';
 
 export interface AppOptions {
   /** Largest accepted request body, in bytes. */
@@ -107,12 +110,9 @@ export interface AppDeps extends WiringDeps {
   readonly tracerProvider?: TracerProvider;
 }
 
-export interface ContractViolation {
-  readonly method: string;
-  readonly url: string;
-  readonly status: number;
-  readonly problem: string;
-}
+import type { ContractViolation } from './plugins/contract.js';
+
+export type { ContractViolation };
 
 /** This package's name and version (user-agent, /v1/version, spans). */
 export const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -202,7 +202,6 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   const clock = () => (deps.clock ?? systemClock).now();
   const health = new HealthMonitor(store, options.orchestration.services, clock);
   callObservers.push(health.observe);
-  const probes: Probes = { ready: false, closing: false };
   const streams = new StreamRegistry((error, reqId) =>
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
@@ -238,90 +237,22 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
   // Node closes connections beyond the cap as soon as it accepts them.
   app.server.maxConnections = options.maxConnections;
 
-  const routeMissError = (request: FastifyRequest): ArpError => {
-    const path = request.url.split('?')[0] ?? request.url;
-    const allowed = PROBE_ROUTES.has(path) ? ['GET'] : matcher.allowedMethods(path);
-    if (allowed.length > 0 && !allowed.includes(request.method)) {
-      return new ArpError('method_not_allowed', `Method ${request.method} is not allowed on ${path}`, {
-        details: { allowed_methods: allowed },
-        headers: { allow: allowed.join(', ') },
-      });
-    }
-    return new ArpError('not_found', `No route for ${request.method} ${path}`);
-  };
-  const routeMiss = (request: FastifyRequest): never => {
-    throw routeMissError(request);
-  };
-
-  installJsonBodyParser(app);
-
-  for (const schema of contract.schemas) app.addSchema(schema);
-
-  app.setErrorHandler((error, request, reply) => {
-    const wire = toWireError(error);
-    if (wire.status >= 500) logger?.error({ reqId: request.id, err: error }, 'request failed');
-    else logger?.debug({ reqId: request.id, err: error, code: wire.body.error.code }, 'request rejected');
-    keepConnectionForAnswer(request, reply);
-    reply
-      .code(wire.status)
-      .headers(wire.headers ?? {})
-      .send(wire.body);
-  });
-  app.setNotFoundHandler((request) => routeMiss(request));
-
-  let closing = false;
-  // A callback hook: cheaper per request than an async one.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id);
-    // Probes answer for themselves while closing: /readyz its own 503, /livez 200.
-    if (!closing || PROBE_ROUTES.has(request.url.split('?')[0] ?? '')) return done();
-    // Shutting down: a request on a kept-alive connection gets a retryable 503 and the connection ends.
-    reply
-      .code(503)
-      .header('connection', 'close')
-      .send(envelope('service_unavailable', 'The service is shutting down', undefined, true));
-  });
-  if (tracing) installServerSpans(app, tracing);
+  // One plugin per concern (src/plugins), registered in the order their hooks must run: the
+  // request id and shutdown first, then the request's span, authentication, and routing.
+  const routeMiss = routeMissError(matcher);
   const verifier =
     options.auth.inbound.mode === 'disabled'
       ? undefined
       : (deps.verifier ?? new JwtVerifier(options.auth.inbound));
-  installAuth(app, {
-    // The probes carry nothing and orchestrators call them without credentials.
-    settings: {
-      ...options.auth.inbound,
-      exemptPaths: [...options.auth.inbound.exemptPaths, ...PROBE_ROUTES],
-    },
-    verifier,
-    assignments: store,
-    onRejected: (request, failure) =>
-      logger?.info(
-        { reqId: request.id, url: request.url, reason: failure.message },
-        'request not authenticated',
-      ),
-  });
-  // No route takes this request: answer 404/405 before reading a body (whose media type, syntax or
-  // size would otherwise decide the status). After authentication, so unknown routes still say 401.
-  app.addHook('onRequest', (request, _reply, done) =>
-    done(request.is404 ? routeMissError(request) : undefined),
-  );
-  if (options.logRequests) {
-    app.addHook('onResponse', async (request, reply) => {
-      logger?.info(
-        {
-          reqId: request.id,
-          sub: request.principal?.sub,
-          method: request.method,
-          url: request.url,
-          status: reply.statusCode,
-          ms: reply.elapsedTime,
-        },
-        'request',
-      );
-    });
-  }
+  await app.register(lifecyclePlugin, { coordinator, store, streams });
+  await app.register(contractPlugin, { contract, onViolation: deps.onContractViolation });
+  await app.register(errorsPlugin, { logger });
+  if (tracing) await app.register(tracingPlugin, { tracing });
+  await app.register(authPlugin, { settings: options.auth.inbound, verifier, assignments: store, logger });
+  await app.register(routingPlugin, { routeMissError: routeMiss });
+  if (options.logRequests && logger) await app.register(requestLogPlugin, { logger });
   if (metrics) {
-    installMetrics(app, {
+    await app.register(metricsPlugin, {
       metrics,
       ...(options.metricsPort !== undefined ? { port: options.metricsPort } : {}),
       auth: options.auth.inbound,
@@ -330,74 +261,26 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       events,
     });
   }
-  if (deps.onContractViolation) installContractCheck(app, contract, deps.onContractViolation);
-
-  await app.register(swagger, { mode: 'static', specification: { document: contract.document as never } });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  const documentJson = JSON.stringify(contract.document);
-  app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('application/json; charset=utf-8').send(documentJson),
-  );
-
+  await app.register(docsPlugin, { contract });
   const version: VersionInfo = {
     service_name: PACKAGE.name,
     service_version: PACKAGE.version,
     supported_api_versions: ['v1'],
     ...(options.buildCommit ? { build: { commit: options.buildCommit } } : {}),
   };
-  const ctx: HandlerContext = {
+  const context: HandlerContext = {
     coordinator,
     streams,
     events,
     version,
     clock: () => (deps.clock ?? { now: () => new Date() }).now(),
-    routeMiss,
+    routeMiss: (request) => {
+      throw routeMiss(request);
+    },
     health: () => health.report(),
   };
-  installProbes(app, probes);
-  for (const operation of contract.operations) {
-    const handler = handlers[operation.operationId as OperationId];
-    if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
-    const handle = (request: FastifyRequest, reply: FastifyReply) => {
-      const principal = request.principal;
-      if (principal?.kind !== 'assignment') return handler(request, reply, ctx);
-      return authorizeAssignment(request, principal.assignment, store).then(() =>
-        handler(request, reply, ctx),
-      );
-    };
-    app.route({
-      method: operation.method,
-      url: toFastifyPath(operation.path),
-      config: { operationId: operation.operationId },
-      schema: {
-        ...(operation.requestBody ? { body: { $ref: `${schemaId(operation.requestBody)}#` } } : {}),
-        // Path parameters are plain strings; the handlers check their shape (no per-request Ajv call).
-      },
-      // With tracing, the request's span is the parent of every span the handler starts.
-      handler: tracing
-        ? (request, reply) => {
-            const span = request.otelSpan;
-            return span ? tracing.within(span, () => handle(request, reply)) : handle(request, reply);
-          }
-        : handle,
-    });
-  }
+  await app.register(routesPlugin, { contract, context, assignments: store, tracing });
 
-  // With a shared store: finish what stopped processes left (first pass before serving), then on schedule.
-  app.addHook('onReady', async () => {
-    await coordinator.start();
-    probes.ready = true;
-  });
-  app.addHook('preClose', () => {
-    closing = true;
-    probes.closing = true;
-    coordinator.stop();
-    return streams.endAll();
-  });
-  app.addHook('onClose', async () => {
-    await coordinator.close();
-    await store.close();
-  });
   app.decorate('coordinator', coordinator);
   app.decorate('eventStreams', events);
   app.decorate('serviceCalls', {
@@ -449,50 +332,3 @@ const EVENT_MESSAGES = {
   executor_timeout: 'executor timed out',
   execution_owner_lost: 'execution lost with its owning instance',
 } as const;
-
-function installContractCheck(
-  app: FastifyInstance,
-  contract: Contract,
-  report: (violation: ContractViolation) => void,
-): void {
-  // Imported lazily so that production never compiles the response validators.
-  let validators: import('./contract/validators.js').ContractValidators | undefined;
-  const operations = new Map(contract.operations.map((op) => [op.operationId, op]));
-  app.addHook('onSend', async (request, reply, payload) => {
-    validators ??= new (await import('./contract/validators.js')).ContractValidators(contract);
-    const status = reply.statusCode;
-    const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
-    const operation = operations.get(request.routeOptions.config.operationId ?? '');
-    const path = request.url.split('?')[0] ?? '';
-    if (
-      request.url.startsWith('/docs') ||
-      path === '/openapi.json' ||
-      path === METRICS_PATH ||
-      PROBE_ROUTES.has(path)
-    ) {
-      return payload;
-    }
-    let schema: string | undefined;
-    if (status >= 400) schema = 'ErrorEnvelope';
-    else if (operation && status === operation.success.status) {
-      if (operation.success.body === undefined) {
-        if (payload !== undefined && payload !== '' && payload !== null) fail('a 204 response has a body');
-        return payload;
-      }
-      schema = operation.success.body === 'ndjson' ? undefined : operation.success.body;
-    } else fail(`status ${status} is not in the contract for ${operation?.operationId ?? 'this route'}`);
-    if (schema === undefined) return payload;
-    const type = String(reply.getHeader('content-type') ?? '');
-    if (!type.startsWith('application/json')) fail(`content-type is '${type}'`);
-    let body: unknown;
-    try {
-      body = JSON.parse(String(payload));
-    } catch {
-      fail('body is not JSON');
-      return payload;
-    }
-    const errors = validators.validate(schema, body);
-    if (errors.length > 0) fail(`${schema}: ${JSON.stringify(errors)} in ${String(payload)}`);
-    return payload;
-  });
-}
