@@ -2,6 +2,7 @@
  * Process entry: configuration from the environment, buildApp, listen, and a graceful shutdown on
  * SIGTERM/SIGINT (stop accepting, end open event streams, finish in-flight requests, exit 0).
  */
+import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
 import { buildApp, PACKAGE } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -32,30 +33,27 @@ async function main(): Promise<void> {
     ...(exporting ? { tracerProvider: exporting.provider } : {}),
   });
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    logger.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => {
-      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
-      process.exit(0);
-    }, config.shutdownTimeoutMs);
-    timer.unref();
-    app
-      .close()
+  // SIGTERM/SIGINT (and the other termination signals), an uncaught error or an unhandled rejection:
+  // close gracefully within the shutdown timeout; a second signal exits at once.
+  closeWithGrace(
+    {
+      delay: config.shutdownTimeoutMs,
+      logger,
+      // The timeout is part of the design, not a failure: what is still executing is left to the
+      // reconciler's lease rule (PostgreSQL) or was already told to stop.
+      onTimeout: () => {
+        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+        process.exit(0);
+      },
+    },
+    async ({ signal, err }) => {
+      if (err) logger.error({ err }, 'uncaught error; shutting down');
+      else logger.info({ signal }, 'shutting down');
+      await app.close();
       // Spans still buffered are sent before the process ends.
-      .then(() => exporting?.provider.shutdown())
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          logger.error({ err: error }, 'error during shutdown');
-          process.exit(1);
-        },
-      );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+      await exporting?.provider.shutdown();
+    },
+  );
 
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info(`Server listening at ${address}`);
