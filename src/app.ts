@@ -259,6 +259,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       verifier,
       coordinator,
       events,
+      streams,
     });
   }
   await app.register(docsPlugin, { contract });

@@ -12,9 +12,26 @@ export class StreamRegistry {
   readonly #open = new Set<ServerResponse>();
   /** Told about a stream that failed while writing (the response is then destroyed). */
   readonly onError: (error: unknown, requestId: string) => void;
+  /** Told when a stream has ended, however it ended (its request bypasses the onSend hooks). */
+  readonly #onEnded: ((reply: FastifyReply) => void)[] = [];
 
   constructor(onError: (error: unknown, requestId: string) => void = () => {}) {
     this.onError = onError;
+  }
+
+  /** Adds an observer of ended streams (metrics). */
+  observeEnded(observer: (reply: FastifyReply) => void): void {
+    this.#onEnded.push(observer);
+  }
+
+  ended(reply: FastifyReply): void {
+    for (const observe of this.#onEnded) {
+      try {
+        observe(reply);
+      } catch {
+        // An observer's failure never breaks a stream.
+      }
+    }
   }
 
   add(raw: ServerResponse): void {
@@ -73,6 +90,7 @@ export async function sendEventStream(
     raw.destroy();
   } finally {
     stream.close();
+    registry.ended(reply);
   }
 }
 

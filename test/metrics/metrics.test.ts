@@ -23,6 +23,18 @@ const httpCount = (s: Scrape, operation: string, status_class = '2xx') =>
   s.value(`${HTTP}_count`, { operation, status_class });
 
 describe('GET /metrics', () => {
+  it('times event streams, which end outside the hooks of ordinary answers', async () => {
+    const t = await newApp({ store: memoryStore() });
+    const run = await startRun(t);
+    const stream = await t.request({ method: 'GET', url: `/v1/runs/${run.run_id}/events` });
+    expect(stream.statusCode).toBe(200);
+    const missing = await t.request({ method: 'GET', url: '/v1/runs/nope/events' });
+    expect(missing.statusCode).toBe(404);
+    const s = await scrape(t);
+    expect(httpCount(s, 'stream_run_events')).toBe(1);
+    expect(httpCount(s, 'stream_run_events', '4xx')).toBe(1);
+  });
+
   it('serves the text format with the default process metrics and every arp_rc_ instrument', async () => {
     const t = await newApp({ store: memoryStore() });
     const s = await scrape(t);
