@@ -4,6 +4,8 @@
  * flight per audience at a time. A failing token endpoint is a coded error for the call that
  * needed the token; it never crashes the process.
  */
+
+import { LRUCache } from 'lru-cache';
 import { type Dispatcher, request } from 'undici';
 import type { FailureCode } from '../errors.js';
 import type { OutboundAuth } from './settings.js';
@@ -35,37 +37,41 @@ export interface TokenCallRecord {
   readonly durationMs: number;
 }
 
-interface Cached {
-  readonly token: string;
-  readonly renewAt: number;
-}
-
 export class ClientCredentialsTokens {
   readonly #settings: OutboundAuth;
   readonly #options: TokenProviderOptions;
   readonly #now: () => number;
-  readonly #cache = new Map<string, Cached>();
-  readonly #inflight = new Map<string, Promise<string>>();
+  /**
+   * A token per audience until shortly before it expires; one request at a time per audience
+   * (concurrent callers share it), and a failed request is not cached.
+   */
+  readonly #cache: LRUCache<string, string>;
 
   constructor(settings: OutboundAuth, options: TokenProviderOptions) {
     this.#settings = settings;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#cache = new LRUCache<string, string>({
+      max: 1_000,
+      perf: { now: this.#now },
+      ttlResolution: 0,
+      fetchMethod: async (audience, _stale, { options: entry }) => {
+        const { token, renewAt } = await this.#fetch(audience);
+        // Used while now < renewAt (an entry lives while its age is at most its ttl).
+        entry.ttl = Math.max(1, renewAt - this.#now() - 1);
+        return token;
+      },
+    });
   }
 
   /** A valid access token for `audience`, from the cache or the token endpoint. */
   token(audience: string): Promise<string> {
     const cached = this.#cache.get(audience);
-    if (cached && cached.renewAt > this.#now()) return Promise.resolve(cached.token);
-    let pending = this.#inflight.get(audience);
-    if (!pending) {
-      pending = this.#fetch(audience).finally(() => this.#inflight.delete(audience));
-      this.#inflight.set(audience, pending);
-    }
-    return pending;
+    if (cached !== undefined) return Promise.resolve(cached);
+    return this.#cache.fetch(audience) as Promise<string>;
   }
 
-  async #fetch(audience: string): Promise<string> {
+  async #fetch(audience: string): Promise<{ token: string; renewAt: number }> {
     const observe = this.#options.onTokenCall;
     if (!observe) return this.#request(audience);
     const started = performance.now();
@@ -86,7 +92,7 @@ export class ClientCredentialsTokens {
     }
   }
 
-  async #request(audience: string): Promise<string> {
+  async #request(audience: string): Promise<{ token: string; renewAt: number }> {
     const form = new URLSearchParams({
       grant_type: 'client_credentials',
       client_id: this.#settings.clientId,
@@ -122,7 +128,6 @@ export class ClientCredentialsTokens {
     const lifetimeMs =
       typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in * 1000 : 60_000;
     const margin = Math.min(this.#options.refreshMarginMs ?? 30_000, lifetimeMs / 2);
-    this.#cache.set(audience, { token: body.access_token, renewAt: this.#now() + lifetimeMs - margin });
-    return body.access_token;
+    return { token: body.access_token, renewAt: this.#now() + lifetimeMs - margin };
   }
 }
