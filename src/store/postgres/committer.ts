@@ -12,9 +12,9 @@
  * it is committed and every decision in it is taken again alone, with retries.
  */
 import type pg from 'pg';
-import type { Decision, Needs, NodeRunRecord, RunRecord, RunView } from '../../core/model.js';
+import type { Decision, Needs, RunRecord, RunView } from '../../core/model.js';
 import type { CommittedDecision } from '../store.js';
-import type { LockedRunRow, NodeRunRow } from './rows.js';
+import { type LockedRunRow, type NodeRunRow, nodeRunRow } from './rows.js';
 import type { Statements } from './sql.js';
 import { type PreparedWrite, prepareWrite, type WriterContext } from './write.js';
 
@@ -253,23 +253,5 @@ function advance(
     live_count: counters.live,
     last_seq: counters.lastSeq,
   });
-  for (const record of write.records) loaded.set(record.nodeRun.node_run_id, rowOf(runId, record));
-}
-
-function rowOf(runId: string, record: NodeRunRecord): NodeRunRow {
-  return {
-    run_id: runId,
-    node_run_id: record.nodeRun.node_run_id,
-    doc: record.nodeRun,
-    depth: record.depth,
-    constraints: record.constraints ?? null,
-    child_count: record.childCount,
-    rounds: record.rounds,
-    idempotency_key: record.idempotency?.key ?? null,
-    idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
-    completion_fingerprint: record.completionFingerprint ?? null,
-    ended_by_coordinator: record.endedByCoordinator,
-    assignment_token_hash: record.assignmentTokenHash ?? null,
-    deadline_at: record.deadlineAt ?? null,
-  };
+  for (const record of write.records) loaded.set(record.nodeRun.node_run_id, nodeRunRow(runId, record));
 }

@@ -67,3 +67,22 @@ export function nodeRunRecord(row: NodeRunRow): NodeRunRecord {
     ...(deadlineAt === undefined ? {} : { deadlineAt }),
   };
 }
+
+/** The row a record is stored as (the inverse of `nodeRunRecord`). */
+export function nodeRunRow(runId: string, record: NodeRunRecord): NodeRunRow {
+  return {
+    run_id: runId,
+    node_run_id: record.nodeRun.node_run_id,
+    doc: record.nodeRun,
+    depth: record.depth,
+    constraints: record.constraints ?? null,
+    child_count: record.childCount,
+    rounds: record.rounds,
+    idempotency_key: record.idempotency?.key ?? null,
+    idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
+    completion_fingerprint: record.completionFingerprint ?? null,
+    ended_by_coordinator: record.endedByCoordinator,
+    assignment_token_hash: record.assignmentTokenHash ?? null,
+    deadline_at: record.deadlineAt ?? null,
+  };
+}
