@@ -5,15 +5,15 @@
  * port. The per-request cost is one onSend hook observing a cached histogram child; event streams
  * are observed once, when they end.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { installAuth } from '../auth/hooks.js';
 import type { InboundAuth } from '../auth/settings.js';
 import type { JwtVerifier } from '../auth/verifier.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { Dispatcher } from '../coordinator/dispatcher.js';
 import type { EventStreams } from '../events/streams.js';
-import { toWireError } from '../http/envelope.js';
 import type { StreamRegistry } from '../http/ndjson.js';
+import errorsPlugin from '../plugins/errors.js';
 import { type Metrics, OTHER_OPERATION } from './metrics.js';
 
 export const METRICS_PATH = '/metrics';
@@ -57,35 +57,26 @@ export function installMetrics(app: FastifyInstance, options: MetricsRouteOption
   // onSend, not onResponse: an onResponse hook makes Fastify listen for the end of every response,
   // which costs more than the observation itself. The time is up to the answer being handed to
   // Node; event streams (which bypass onSend) are observed when they end (src/http/ndjson.ts).
-  app.addHook('onSend', (request, reply, payload, done) => {
-    metrics.request(
-      request.routeOptions.config.operationId ?? OTHER_OPERATION,
-      reply.statusCode,
-      reply.elapsedTime / 1000,
-    );
-    done(null, payload);
-  });
-  options.streams.observeEnded((reply) =>
+  const observe = (reply: FastifyReply) =>
     metrics.request(
       reply.request.routeOptions.config.operationId ?? OTHER_OPERATION,
       reply.statusCode,
       reply.elapsedTime / 1000,
-    ),
-  );
-  const serve = async (_request: unknown, reply: import('fastify').FastifyReply) =>
+    );
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    observe(reply);
+    done(null, payload);
+  });
+  options.streams.observeEnded(observe);
+  const serve = async (_request: unknown, reply: FastifyReply) =>
     reply.type(metrics.registry.contentType).send(await metrics.scrape());
   let server: FastifyInstance | undefined;
   if (options.port === undefined) {
     app.get(METRICS_PATH, { schema: { hide: true } }, serve);
   } else {
     server = Fastify({ logger: false });
-    server.setErrorHandler((error, _request, reply) => {
-      const wire = toWireError(error);
-      reply
-        .code(wire.status)
-        .headers(wire.headers ?? {})
-        .send(wire.body);
-    });
+    // Errors answered as envelopes, as on the main port.
+    server.register(errorsPlugin, { logger: undefined });
     // Same rule as the main port: authenticated unless /metrics is an exempt path.
     installAuth(server, {
       settings: options.auth,
