@@ -11,6 +11,7 @@ import { type AuthSettings, disabledAuth } from './auth/settings.js';
 import { JwtVerifier } from './auth/verifier.js';
 import type { CallRecord } from './clients/http.js';
 import { type Contract, loadContract } from './contract/contract.js';
+import { loadListing } from './contract/listing.js';
 import type { BackgroundErrorHandler, BackgroundIds, Coordinator } from './coordinator/coordinator.js';
 import { systemClock } from './coordinator/ports.js';
 import {
@@ -206,7 +207,8 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     logger?.error({ reqId, err: error }, 'event stream failed'),
   );
   const events = new EventStreams(store, options);
-  const matcher = pathMatcher(contract.operations);
+  const listing = loadListing(contract);
+  const matcher = pathMatcher([...contract.operations, ...listing.operations]);
 
   const app = Fastify({
     // The service logs through `logger` itself, binding `reqId` where it logs. Fastify's own
@@ -245,7 +247,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       ? undefined
       : (deps.verifier ?? new JwtVerifier(options.auth.inbound));
   await app.register(lifecyclePlugin, { coordinator, store, streams });
-  await app.register(contractPlugin, { contract, onViolation: deps.onContractViolation });
+  await app.register(contractPlugin, { contract, listing, onViolation: deps.onContractViolation });
   await app.register(errorsPlugin, { logger });
   if (tracing) await app.register(tracingPlugin, { tracing });
   await app.register(authPlugin, { settings: options.auth.inbound, verifier, assignments: store, logger });
@@ -262,7 +264,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
       streams,
     });
   }
-  await app.register(docsPlugin, { contract });
+  await app.register(docsPlugin, { contract, listing });
   const version: VersionInfo = {
     service_name: PACKAGE.name,
     service_version: PACKAGE.version,

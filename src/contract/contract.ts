@@ -41,7 +41,7 @@ function componentName(ref: unknown): string {
 }
 
 /** Rewrites internal `#/components/schemas/X` refs to absolute ids (fast-json-stringify and Ajv both resolve those). */
-function absolutise(node: unknown): unknown {
+export function absolutise(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(absolutise);
   if (node === null || typeof node !== 'object') return node;
   const out: Record<string, unknown> = {};
@@ -64,7 +64,7 @@ function resolve(document: Json, node: Json): Json {
     .reduce((at: Json, part) => at[part], document);
 }
 
-function operationsOf(document: Json): OperationSpec[] {
+export function operationsOf(document: Json): OperationSpec[] {
   const operations: OperationSpec[] = [];
   for (const [path, item] of Object.entries<Json>(document.paths)) {
     for (const [method, operation] of Object.entries<Json>(item)) {

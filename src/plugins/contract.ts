@@ -9,6 +9,7 @@ import type { Contract } from '../contract/contract.js';
 import { PROBE_ROUTES } from '../health/probes.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { METRICS_PATH } from '../metrics/plugin.js';
+import { LISTING_DOCUMENT_PATH } from './docs.js';
 
 export interface ContractViolation {
   readonly method: string;
@@ -19,14 +20,16 @@ export interface ContractViolation {
 
 export interface ContractOptions {
   readonly contract: Contract;
+  /** The listing API's document (src/contract/listing.ts), whose routes are checked the same way. */
+  readonly listing: Contract;
   /** Called for every response that does not match the contract. */
   readonly onViolation?: ((violation: ContractViolation) => void) | undefined;
 }
 
-async function contractPlugin(app: FastifyInstance, { contract, onViolation }: ContractOptions) {
+async function contractPlugin(app: FastifyInstance, { contract, listing, onViolation }: ContractOptions) {
   installJsonBodyParser(app);
-  for (const schema of contract.schemas) app.addSchema(schema);
-  if (onViolation) installContractCheck(app, contract, onViolation);
+  for (const schema of [...contract.schemas, ...listing.schemas]) app.addSchema(schema);
+  if (onViolation) installContractCheck(app, contract, listing, onViolation);
 }
 
 export default fp(contractPlugin, { name: 'arp-rc-contract' });
@@ -34,13 +37,19 @@ export default fp(contractPlugin, { name: 'arp-rc-contract' });
 function installContractCheck(
   app: FastifyInstance,
   contract: Contract,
+  listing: Contract,
   report: (violation: ContractViolation) => void,
 ): void {
   // Imported lazily so that production never compiles the response validators.
   let validators: import('../contract/validators.js').ContractValidators | undefined;
-  const operations = new Map(contract.operations.map((op) => [op.operationId, op]));
+  const operations = new Map(
+    [...contract.operations, ...listing.operations].map((op) => [op.operationId, op]),
+  );
   app.addHook('onSend', async (request, reply, payload) => {
-    validators ??= new (await import('../contract/validators.js')).ContractValidators(contract);
+    validators ??= new (await import('../contract/validators.js')).ContractValidators({
+      ...contract,
+      schemas: [...contract.schemas, ...listing.schemas],
+    });
     const status = reply.statusCode;
     const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
     const operation = operations.get(request.routeOptions.config.operationId ?? '');
@@ -48,6 +57,7 @@ function installContractCheck(
     if (
       request.url.startsWith('/docs') ||
       path === '/openapi.json' ||
+      path === LISTING_DOCUMENT_PATH ||
       path === METRICS_PATH ||
       PROBE_ROUTES.has(path)
     ) {
