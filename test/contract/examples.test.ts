@@ -1,8 +1,8 @@
 /**
  * The examples the API explorer (/docs) fills in: every operation with a request body carries one,
  * every path parameter has one, every example matches its schema, and executed in document order
- * against a fresh service with no executors each is answered with a 2xx (cancel_run goes last: it
- * ends the Run the other operations work on). The service generates the NodeRun ids of the
+ * against a fresh service with no executors, the contract's then the listing API's, each is answered
+ * with a 2xx (cancel_run goes last among the contract's: it ends the Run the others work on). The service generates the NodeRun ids of the
  * documented answers, so an example that names an id the earlier examples did not create fails.
  */
 import { describe, expect, it } from 'vitest';
@@ -134,7 +134,7 @@ describe('examples in the documents', () => {
 describe('examples executed in order', () => {
   const createApp = useApp();
 
-  it('every operation of the contract answers its example with a 2xx, ids as documented', async () => {
+  it('every operation of the contract, then of the listing API, answers its example with a 2xx, ids as documented', async () => {
     const nodeRunIds = documentedNodeRunIds();
     expect(nodeRunIds.length).toBeGreaterThanOrEqual(2);
     let next = 0;
@@ -147,6 +147,7 @@ describe('examples executed in order', () => {
     const ordered = [
       ...contractExamples.filter((e) => e.operationId !== 'cancel_run'),
       ...contractExamples.filter((e) => e.operationId === 'cancel_run'),
+      ...listingExamples,
     ];
     for (const example of ordered) {
       const res = await t.request(requestOf(example));
