@@ -16,6 +16,28 @@ import { carryExampleIds } from '../docs/explorer.js';
 export const CONTRACT_DOCUMENT_PATH = '/openapi.json';
 export const LISTING_DOCUMENT_PATH = '/rc/openapi.json';
 export const EXPLORER_PATH = '/docs';
+const THEME_FILE = 'theme.css';
+const FAVICON_FILE = 'favicon.svg';
+
+/**
+ * What a browser loads for the explorer, before it can send a token: with authentication on, these
+ * are the paths to list in ARP_AUTH_EXEMPT_PATHS (exact paths) to use /docs; the operations
+ * themselves then take the token given to the explorer's Authorize button.
+ */
+export const EXPLORER_PUBLIC_PATHS = [
+  EXPLORER_PATH,
+  ...[
+    'swagger-ui.css',
+    'index.css',
+    'swagger-ui-bundle.js',
+    'swagger-ui-standalone-preset.js',
+    'swagger-initializer.js',
+    `theme/${THEME_FILE}`,
+    `theme/${FAVICON_FILE}`,
+  ].map((file) => `${EXPLORER_PATH}/static/${file}`),
+  CONTRACT_DOCUMENT_PATH,
+  LISTING_DOCUMENT_PATH,
+] as const;
 
 export interface DocsOptions {
   readonly contract: Contract;
@@ -37,9 +59,9 @@ async function docs(app: FastifyInstance, { contract, listing }: DocsOptions) {
     theme: {
       title: EXPLORER_TITLE,
       favicon: [
-        { filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: FAVICON_SVG },
+        { filename: FAVICON_FILE, rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: FAVICON_SVG },
       ],
-      css: [{ filename: 'theme.css', content: THEME_CSS }],
+      css: [{ filename: THEME_FILE, content: THEME_CSS }],
     },
     uiConfig: {
       // With `urls` swagger-ui loads the selected definition, not the plugin's own `/docs/json`.
@@ -48,6 +70,9 @@ async function docs(app: FastifyInstance, { contract, listing }: DocsOptions) {
         { url: LISTING_DOCUMENT_PATH, name: String(infoOf(listing).title) },
       ],
       tryItOutEnabled: true,
+      // The token given to Authorize stays when the other definition is selected (and across
+      // reloads, in this origin's localStorage, until Logout).
+      persistAuthorization: true,
       displayOperationId: true,
       displayRequestDuration: true,
       plugins: [forPage(downloadUrl), forPage(carryExampleIds)] as never,
