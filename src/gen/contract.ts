@@ -658,7 +658,9 @@ export interface components {
         };
     };
     parameters: {
+        /** @example run_example_trip_lisbon */
         RunId: string;
+        /** @example node_run_8b2e4d6f0a1c4e3b9d5f7a9c1e3b5d7f */
         NodeRunId: string;
         /** @description Keep the stream open and write events as they happen until the Run is finished. */
         Follow: boolean;
@@ -780,6 +782,55 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "run_id": "run_example_trip_lisbon",
+                 *       "root_node_type_ref": {
+                 *         "node_type_id": "composite.travel.plan_trip",
+                 *         "version": "1.4.0"
+                 *       },
+                 *       "input": {
+                 *         "destination": "Lisbon, Portugal",
+                 *         "start_date": "2027-05-14",
+                 *         "end_date": "2027-05-18",
+                 *         "travellers": 2,
+                 *         "budget": {
+                 *           "amount": 2400,
+                 *           "currency": "EUR"
+                 *         }
+                 *       },
+                 *       "run_context": {
+                 *         "tenant_id": "acme-travel",
+                 *         "actor": {
+                 *           "type": "user",
+                 *           "id": "user_4711",
+                 *           "uri": "https://id.acme-travel.example/users/4711"
+                 *         },
+                 *         "trace": {
+                 *           "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                 *           "span_id": "00f067aa0ba902b7",
+                 *           "request_id": "req_7c1e0a5d2b94"
+                 *         }
+                 *       },
+                 *       "constraints": {
+                 *         "structural": {
+                 *           "max_depth": 3,
+                 *           "max_children_per_composite": 8,
+                 *           "max_total_nodes_per_run": 32
+                 *         },
+                 *         "budgets": {
+                 *           "max_wall_time_ms": 900000,
+                 *           "max_steps": 40
+                 *         }
+                 *       },
+                 *       "metadata": {
+                 *         "labels": {
+                 *           "team": "trips",
+                 *           "channel": "web"
+                 *         }
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["RunStartRequest"];
             };
         };
@@ -790,6 +841,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "run_id": "run_example_trip_lisbon",
+                     *       "state": "running",
+                     *       "root_node_run_id": "node_run_3f9c2a7e5b1d4c8fa6e0b2d4c6e8f0a1",
+                     *       "run_context": {
+                     *         "tenant_id": "acme-travel",
+                     *         "actor": {
+                     *           "type": "user",
+                     *           "id": "user_4711",
+                     *           "uri": "https://id.acme-travel.example/users/4711"
+                     *         },
+                     *         "trace": {
+                     *           "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                     *           "span_id": "00f067aa0ba902b7",
+                     *           "request_id": "req_7c1e0a5d2b94"
+                     *         }
+                     *       },
+                     *       "started_at": "2027-05-02T09:41:07.312Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Run"];
                 };
             };
@@ -803,6 +875,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example run_example_trip_lisbon */
                 run_id: components["parameters"]["RunId"];
             };
             cookie?: never;
@@ -828,6 +901,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example run_example_trip_lisbon */
                 run_id: components["parameters"]["RunId"];
             };
             cookie?: never;
@@ -858,6 +932,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example run_example_trip_lisbon */
                 run_id: components["parameters"]["RunId"];
             };
             cookie?: never;
@@ -887,6 +962,54 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "run_id": "run_example_trip_lisbon",
+                 *       "parent_node_run_id": "node_run_3f9c2a7e5b1d4c8fa6e0b2d4c6e8f0a1",
+                 *       "node_runs": [
+                 *         {
+                 *           "node_type_ref": {
+                 *             "node_type_id": "atomic.travel.search_flights",
+                 *             "version": "2.1.0"
+                 *           },
+                 *           "inputs": {
+                 *             "origin": "BER",
+                 *             "destination": "LIS",
+                 *             "depart_on": "2027-05-14",
+                 *             "return_on": "2027-05-18",
+                 *             "passengers": 2,
+                 *             "cabin": "economy"
+                 *           },
+                 *           "binding_decision": {
+                 *             "subtask_id": "flights",
+                 *             "chosen_node_type_ref": {
+                 *               "node_type_id": "atomic.travel.search_flights",
+                 *               "version": "2.1.0"
+                 *             },
+                 *             "rationale": "Cheapest provider with a direct BER-LIS route."
+                 *           },
+                 *           "idempotency_key": "plan_trip.flights"
+                 *         },
+                 *         {
+                 *           "node_type_ref": {
+                 *             "node_type_id": "atomic.travel.search_hotels",
+                 *             "version": "1.3.2"
+                 *           },
+                 *           "inputs": {
+                 *             "city": "Lisbon",
+                 *             "check_in": "2027-05-14",
+                 *             "check_out": "2027-05-18",
+                 *             "guests": 2,
+                 *             "max_nightly_rate": {
+                 *               "amount": 180,
+                 *               "currency": "EUR"
+                 *             }
+                 *           },
+                 *           "idempotency_key": "plan_trip.hotels"
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["NodeRunsCreateRequest"];
             };
         };
@@ -897,6 +1020,54 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "node_runs": [
+                     *         {
+                     *           "node_run_id": "node_run_8b2e4d6f0a1c4e3b9d5f7a9c1e3b5d7f",
+                     *           "run_id": "run_example_trip_lisbon",
+                     *           "node_type_ref": {
+                     *             "node_type_id": "atomic.travel.search_flights",
+                     *             "version": "2.1.0"
+                     *           },
+                     *           "kind": "atomic",
+                     *           "parent_node_run_id": "node_run_3f9c2a7e5b1d4c8fa6e0b2d4c6e8f0a1",
+                     *           "state": "queued",
+                     *           "created_at": "2027-05-02T09:41:08.027Z",
+                     *           "inputs": {
+                     *             "origin": "BER",
+                     *             "destination": "LIS",
+                     *             "depart_on": "2027-05-14",
+                     *             "return_on": "2027-05-18",
+                     *             "passengers": 2,
+                     *             "cabin": "economy"
+                     *           }
+                     *         },
+                     *         {
+                     *           "node_run_id": "node_run_c4a1e7f3d9b24f6e8a0c2e4b6d8f1a3c",
+                     *           "run_id": "run_example_trip_lisbon",
+                     *           "node_type_ref": {
+                     *             "node_type_id": "atomic.travel.search_hotels",
+                     *             "version": "1.3.2"
+                     *           },
+                     *           "kind": "atomic",
+                     *           "parent_node_run_id": "node_run_3f9c2a7e5b1d4c8fa6e0b2d4c6e8f0a1",
+                     *           "state": "queued",
+                     *           "created_at": "2027-05-02T09:41:08.027Z",
+                     *           "inputs": {
+                     *             "city": "Lisbon",
+                     *             "check_in": "2027-05-14",
+                     *             "check_out": "2027-05-18",
+                     *             "guests": 2,
+                     *             "max_nightly_rate": {
+                     *               "amount": 180,
+                     *               "currency": "EUR"
+                     *             }
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["NodeRunsCreateResponse"];
                 };
             };
@@ -910,6 +1081,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example node_run_8b2e4d6f0a1c4e3b9d5f7a9c1e3b5d7f */
                 node_run_id: components["parameters"]["NodeRunId"];
             };
             cookie?: never;
@@ -940,6 +1112,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example node_run_8b2e4d6f0a1c4e3b9d5f7a9c1e3b5d7f */
                 node_run_id: components["parameters"]["NodeRunId"];
             };
             cookie?: never;
@@ -965,12 +1138,30 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example node_run_8b2e4d6f0a1c4e3b9d5f7a9c1e3b5d7f */
                 node_run_id: components["parameters"]["NodeRunId"];
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "evaluation_result": {
+                 *         "status": "success",
+                 *         "reason_code": "fares_within_budget",
+                 *         "message": "3 direct fares found; the cheapest is 412 EUR for two.",
+                 *         "confidence": 0.92,
+                 *         "details": {
+                 *           "fares_found": 3,
+                 *           "cheapest": {
+                 *             "amount": 412,
+                 *             "currency": "EUR"
+                 *           }
+                 *         }
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["NodeRunEvaluationReportRequest"];
             };
         };
@@ -992,12 +1183,41 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example node_run_8b2e4d6f0a1c4e3b9d5f7a9c1e3b5d7f */
                 node_run_id: components["parameters"]["NodeRunId"];
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "state": "succeeded",
+                 *       "outputs": {
+                 *         "offer_id": "TP-LIS-20270514-0412",
+                 *         "carrier": "TP",
+                 *         "outbound": {
+                 *           "flight": "TP 537",
+                 *           "departs": "2027-05-14T06:55:00+02:00"
+                 *         },
+                 *         "inbound": {
+                 *           "flight": "TP 538",
+                 *           "departs": "2027-05-18T19:40:00+01:00"
+                 *         },
+                 *         "total": {
+                 *           "amount": 412,
+                 *           "currency": "EUR"
+                 *         }
+                 *       },
+                 *       "output_artifacts": [
+                 *         {
+                 *           "type": "fare_quote",
+                 *           "id": "quote_tp_lis_0412",
+                 *           "uri": "https://files.acme-travel.example/quotes/quote_tp_lis_0412.json"
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["NodeRunCompleteRequest"];
             };
         };
