@@ -76,19 +76,24 @@ export function carryExampleIds() {
     return out;
   }
 
-  function fillParameter(system: ExplorerSystem, pathMethod: string[], name: string, where: string) {
-    return (documented: string, id: string) => {
-      // Forms not shown yet read this value when they are.
-      system.specActions.changeParam(pathMethod, name, where, id);
-      // Forms already shown hold their value under the parameter's identity.
-      system.specSelectors.specResolvedSubtree(['paths', ...pathMethod, 'parameters'])?.forEach((param) => {
-        if (param.get('name') !== name || param.get('in') !== where) return;
-        const shown = system.specSelectors.parameterWithMetaByIdentity(pathMethod, param)?.get('value');
-        if (shown === undefined || shown === documented || [...carried.values()].includes(String(shown))) {
-          system.specActions.changeParamByIdentity(pathMethod, param, id);
+  function fillParameter(
+    system: ExplorerSystem,
+    pathMethod: string[],
+    param: { name: string; in: string; example: string },
+    id: string,
+  ): void {
+    // Forms not shown yet read this value when they are shown.
+    system.specActions.changeParam(pathMethod, param.name, param.in, id);
+    // Forms already shown hold their value under the parameter's identity; a value typed by hand stays.
+    system.specSelectors
+      .specResolvedSubtree(['paths', ...pathMethod, 'parameters'])
+      ?.forEach((shownParam) => {
+        if (shownParam.get('name') !== param.name || shownParam.get('in') !== param.in) return;
+        const shown = system.specSelectors.parameterWithMetaByIdentity(pathMethod, shownParam)?.get('value');
+        if (shown === undefined || shown === param.example || [...carried.values()].includes(String(shown))) {
+          system.specActions.changeParamByIdentity(pathMethod, shownParam, id);
         }
       });
-    };
   }
 
   function apply(system: ExplorerSystem): void {
@@ -98,8 +103,10 @@ export function carryExampleIds() {
         if (!operation || typeof operation !== 'object' || !('responses' in operation)) continue;
         for (const raw of (operation.parameters ?? []) as Json[]) {
           const param = deref(spec, raw);
-          const id = typeof param?.example === 'string' ? carried.get(param.example) : undefined;
-          if (id) fillParameter(system, [path, method], param.name, param.in)(param.example, id);
+          const example: unknown = param?.example;
+          if (typeof example !== 'string') continue;
+          const id = carried.get(example);
+          if (id) fillParameter(system, [path, method], { name: param.name, in: param.in, example }, id);
         }
         const example = operation.requestBody?.content?.['application/json']?.example;
         if (example === undefined) continue;
