@@ -142,6 +142,31 @@ describe('API explorer at /docs', () => {
     await page.close();
   });
 
+  it('carries answered ids into forms already shown, but not over a value typed by hand', async () => {
+    const { page } = await open();
+    const show = async (id: string) => {
+      const block = page.locator(id);
+      await block.locator('.opblock-summary').first().click();
+      const input = block.locator('.parameters input').first();
+      await input.waitFor();
+      return input;
+    };
+    const nodeRun = await show('#operations-node_runs-get_node_run');
+    const documented = await nodeRun.inputValue();
+    expect(documented).toMatch(/^node_run_[0-9a-f]{32}$/);
+    const events = await show('#operations-node_runs-stream_node_run_events');
+    await events.fill('node_run_typed_by_hand');
+
+    for (const operationId of ['start_run', 'create_node_runs']) {
+      const tag = operationId === 'start_run' ? 'runs' : 'node_runs';
+      expect(await execute(page, { operationId, tag })).toBeUndefined();
+    }
+    // The test app numbers NodeRuns: node_run_1 is the root, node_run_2 the first child.
+    await expect.poll(() => nodeRun.inputValue()).toBe('node_run_2');
+    expect(await events.inputValue()).toBe('node_run_typed_by_hand');
+    await page.close();
+  });
+
   it('with authentication on, the explorer is usable once a token is given to Authorize', async () => {
     const idp = await startIssuer();
     issuers.push(idp);
