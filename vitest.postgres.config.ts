@@ -14,6 +14,8 @@ const storeSuites = [
   'test/clients/**/*.test.ts',
   'test/tracing/propagation.test.ts',
   'test/health/**/*.test.ts',
+  // The explorer's examples, executed in order against a fresh app.
+  'test/contract/examples.test.ts',
   // The real process, spawned with the run's environment: under test:postgres that holds
   // RC_DATABASE_URL (the throwaway server's), the setting that puts the service on PostgreSQL.
   'test/server.test.ts',
