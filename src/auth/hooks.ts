@@ -26,6 +26,14 @@ declare module 'fastify' {
     /** Who is calling; undefined on exempt paths. */
     principal?: Principal;
   }
+  interface FastifyContextConfig {
+    /**
+     * The route carries no data and is answered without authentication (the Run inspector's static
+     * files: a browser cannot attach a bearer token to a navigation). Decided by the route, not by
+     * a path prefix, so that no spelling of a URL can reach another route through it.
+     */
+    authExempt?: boolean;
+  }
 }
 
 const ALWAYS_PUBLIC = new Set(['/v1/health', '/v1/version']);
@@ -71,6 +79,7 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
   app.addHook('onRequest', (request, _reply, done) => {
     const query = request.url.indexOf('?');
     if (exempt.has(query < 0 ? request.url : request.url.slice(0, query))) return done();
+    if (request.routeOptions.config.authExempt === true) return done();
     const header = request.headers.authorization;
     if (header === undefined) {
       if (settings.mode === 'optional') {
