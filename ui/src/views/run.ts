@@ -155,7 +155,7 @@ export function runPage(main: HTMLElement, ctx: PageContext, runId: string): () 
     tree.render(buildTree(nodeRuns.values(), run?.root_node_run_id), selected);
     replace(
       counts,
-      `${nodeRuns.size} NodeRuns: `,
+      `${nodeRuns.size} NodeRun${nodeRuns.size === 1 ? '' : 's'}: `,
       stateCounts(nodeRuns.values())
         .map(([state, n]) => `${n} ${state}`)
         .join(', '),

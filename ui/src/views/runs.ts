@@ -49,8 +49,8 @@ export function runsPage(main: HTMLElement, ctx: PageContext, filters: RunFilter
       next.dataset.cursor = list.next_cursor ?? '';
       previous.disabled = cursors.length <= 1;
       pageLabel.textContent = `Page ${cursors.length}`;
-      status.textContent = `${list.items.length} Runs shown, updated ${new Date().toISOString().slice(11, 19)} UTC`;
-      if (announce) ctx.announce(`Runs refreshed: ${list.items.length} shown`);
+      status.textContent = `${plural(list.items.length, 'Run')} shown, updated ${new Date().toISOString().slice(11, 19)} UTC`;
+      if (announce) ctx.announce(`Runs refreshed: ${plural(list.items.length, 'Run')} shown`);
     } catch (error) {
       if (aborter.signal.aborted || isUnauthorized(error)) return;
       replace(problem, notice(`The Runs could not be loaded: ${describeError(error)}`));
@@ -228,3 +228,5 @@ function filterForm(filters: RunFilters): HTMLElement {
   });
   return form;
 }
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
