@@ -10,7 +10,7 @@
  * builds it first.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +139,20 @@ async function untilExecuted(begin: CompositeBeginRequest, count: number): Promi
   }
 }
 
+/**
+ * What axe-core (the accessibility engine) finds against WCAG 2.1 A and AA on the page as it is,
+ * contrast included: `rule: elements` per violation. Evaluated through the DevTools protocol, which
+ * the page's CSP does not apply to.
+ */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  axeSource ??= readFileSync(path.join(PROJECT_ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(axeSource);
+  return page.evaluate(`axe
+    .run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+    .then((result) => result.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', ')))`);
+}
+let axeSource: string | undefined;
+
 const nodeItem = (page: Page, id: string) => page.locator(`.tree li[data-node-id="${id}"]`);
 const nodeInState = (page: Page, id: string, state: string) =>
   page.locator(`.tree li[data-node-id="${id}"][data-state="${state}"]`).waitFor();
@@ -191,6 +205,7 @@ describe('the Run inspector', () => {
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await row.waitFor();
     await screenshot(page, 'ui-runs-list-1280');
+    expect(await accessibilityViolations(page), 'the list page').toEqual([]);
 
     // The Run page: the root alone, running at the composite executor, following events live.
     await page.getByRole('link', { name: run.run_id }).click();
@@ -245,8 +260,10 @@ describe('the Run inspector', () => {
     await page.locator(`.tree button[data-role="node"][data-node-id="${root}"]`).click();
     await page.locator('.detail .detail-title', { hasText: root }).waitFor();
     await screenshot(page, 'ui-run-page-1280');
+    expect(await accessibilityViolations(page), 'the Run page').toEqual([]);
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'ui-run-page-phone');
+    expect(await accessibilityViolations(page), 'the Run page on a phone').toEqual([]);
   });
 
   it('cancels a running Run from its page', async () => {
@@ -298,6 +315,7 @@ describe('the Run inspector', () => {
     await page.goto(`${address}/ui/`);
     const field = page.getByLabel('Bearer token');
     await field.waitFor();
+    expect(await accessibilityViolations(page), 'the token form').toEqual([]);
     await field.fill(token);
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.locator(`tr[data-run-id="${run.run_id}"]`).waitFor();

@@ -104,7 +104,7 @@ function item(
     hasChildren && open
       ? h(
           'ul',
-          { role: 'group', 'aria-label': `Children of ${label(nodeRun)}` },
+          { 'aria-label': `Children of ${label(nodeRun)}` },
           node.children.map((child) => item(child, selected, now, options)),
         )
       : null,
