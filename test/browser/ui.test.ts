@@ -290,6 +290,11 @@ describe('the Run inspector', () => {
     await nodeInState(page, run.root_node_run_id, 'canceled');
     expect(await cancel.isDisabled()).toBe(true);
     await page.locator('.events tr', { hasText: 'run_completed' }).waitFor();
+    // From the timeline to the child's details: the coordinator's reason for ending it.
+    await page.locator('.events button', { hasText: child }).first().click();
+    await page.locator('.detail .detail-title', { hasText: child }).waitFor();
+    await page.locator('.detail .notice-error', { hasText: 'run_canceled' }).waitFor();
+    expect(await page.locator('.detail .rc-keys').textContent()).toContain('rc.completion_error');
     const after = await callJson(base, `/v1/runs/${run.run_id}`);
     expect((after.body as { state: string }).state).toBe('canceled');
   });

@@ -45,7 +45,12 @@ export function runPage(main: HTMLElement, ctx: PageContext, runId: string): () 
   const counts = h('p', { className: 'tree-counts' });
   const tree = treeView({ collapsed, onSelect: select, onToggle: renderTree });
   const detailBody = h('div', { className: 'detail-body' }, h('p', {}, 'Choose a NodeRun in the tree.'));
-  const timeline = timelineView(select);
+  const detailHeading = h('h2', { id: 'detail-heading', tabindex: -1 }, 'NodeRun details');
+  // From the timeline the details may be far away (below the tree on a phone): focus moves there.
+  const timeline = timelineView((nodeRunId) => {
+    select(nodeRunId);
+    detailHeading.focus();
+  });
 
   function select(nodeRunId: string): void {
     selected = nodeRunId;
@@ -228,12 +233,7 @@ export function runPage(main: HTMLElement, ctx: PageContext, runId: string): () 
         counts,
         tree.element,
       ),
-      h(
-        'section',
-        { className: 'detail', 'aria-labelledby': 'detail-heading' },
-        h('h2', { id: 'detail-heading' }, 'NodeRun details'),
-        detailBody,
-      ),
+      h('section', { className: 'detail', 'aria-labelledby': 'detail-heading' }, detailHeading, detailBody),
     ),
     timeline.element,
   );
