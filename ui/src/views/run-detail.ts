@@ -9,7 +9,12 @@ import { jsonBlock, stateBadge } from './parts.js';
 
 export function nodeRunDetail(nodeRun: NodeRun, onSelect: (id: string) => void): HTMLElement[] {
   const extensions = nodeRun.extensions ?? {};
-  const rc = Object.entries(extensions).filter(([key]) => key.startsWith('rc.'));
+  // The completion error first: it says why the NodeRun ended the way it did.
+  const rc = Object.entries(extensions)
+    .filter(([key]) => key.startsWith('rc.'))
+    .sort(([a], [b]) =>
+      a === 'rc.completion_error' ? -1 : b === 'rc.completion_error' ? 1 : a.localeCompare(b),
+    );
   const other = Object.entries(extensions).filter(([key]) => !key.startsWith('rc.'));
   const completionError = extensions['rc.completion_error'] as
     | { code?: string; message?: string }
