@@ -1,9 +1,9 @@
 """Schemathesis hooks for scripts/fuzz/run.sh (loaded through SCHEMATHESIS_HOOKS).
 
-Links. The contract declares no OpenAPI links, so a fuzzer left alone only reaches NodeRuns by
+Links. The documents declare no OpenAPI links, so a fuzzer left alone only reaches NodeRuns by
 guessing their ids and nearly every NodeRun operation answers 404. The links below tell the
 stateful phase how the operations chain: a started Run names its id and its root NodeRun; a created
-or read NodeRun names its own id and its Run. They are added to the schema the fuzzer loads, never
+or read NodeRun names its own id and its Run; a listed Run, its NodeRuns. They are added to the schema the fuzzer loads, never
 to the contract the service serves.
 
 Follow streams. `follow=true` keeps an event stream open until its Run is finished, by design, so
@@ -62,8 +62,25 @@ SOURCES = {
 }
 
 
+def _operations(raw_schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        operation["operationId"]: operation
+        for item in raw_schema.get("paths", {}).values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+
+
 @schemathesis.hook
 def before_load_schema(context: Any, raw_schema: dict[str, Any]) -> None:
+    listing = _operations(raw_schema)
+    if "list_runs" in listing:
+        # The listing API (rc/openapi.json): a listed Run's NodeRuns.
+        listing["list_runs"]["responses"]["200"].setdefault("links", {})["node_runs_of_listed_run"] = {
+            "operationId": "list_node_runs",
+            "parameters": {"run_id": "$response.body#/items/0/run/run_id"},
+        }
+        return
     found = set()
     for item in raw_schema.get("paths", {}).values():
         for operation in item.values():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the built service with schemathesis (PyPI, pinned, in the git-ignored .venv-fuzz): every
-# operation of its /openapi.json, in the coverage, fuzzing and stateful phases, with the checks
+# operation of its /openapi.json (and, auth off, of the listing API's /rc/openapi.json), in the coverage, fuzzing and stateful phases, with the checks
 # not_a_server_error, status_code_conformance, content_type_conformance,
 # response_schema_conformance and unsupported_method (an undeclared method must get 405 with Allow).
 # Settings (fixed seed, cases per operation) are in scripts/fuzz/schemathesis.toml;
@@ -81,18 +81,19 @@ start_service() {
   return 1
 }
 
-# fuzz NAME URL AUTHORIZATION [st options...]: one schemathesis run against the service NAME, then the
-# verdict over its event log; a service that died or logged errors fails the run too.
+# fuzz NAME URL AUTHORIZATION [st options...]: one schemathesis run against the service NAME over the
+# document at $FUZZ_DOCUMENT (default openapi.json, the contract), then the verdict over its event
+# log; a service that died or logged errors fails the run too.
 fuzz() {
   local name=$1 url=$2 authorization=$3
   shift 3
-  local work="$tmp/st-$name" ok=true
-  mkdir -p "$work"
+  local work ok=true
+  work=$(mktemp -d "$tmp/st-$name.XXXX")
   # cwd: Hypothesis keeps its caches in ./.hypothesis, which must not land in the checkout.
   (
     cd "$work"
     FUZZ_BASE_URL="$url" FUZZ_AUTHORIZATION="$authorization" SCHEMATHESIS_HOOKS="$here/hooks.py" \
-      timeout "$run_timeout" "$venv/bin/st" --config-file "$here/schemathesis.toml" run "$url/openapi.json" \
+      timeout "$run_timeout" "$venv/bin/st" --config-file "$here/schemathesis.toml" run "$url/${FUZZ_DOCUMENT:-openapi.json}" \
       --no-color --report-ndjson-path "$work/events.ndjson" "$@"
   ) || ok=false
   "$py" "$here/verdict.py" "$work/events.ndjson" || ok=false
@@ -116,6 +117,12 @@ port=$(free_port)
 start_service plain "$port"
 fuzz plain "http://127.0.0.1:$port" "" --checks "$checks" "$@" || status=1
 echo "(auth off: $((SECONDS - started)) s)"
+
+echo
+echo "### the listing API (rc/openapi.json), auth off, over the Runs the contract's run left"
+started=$SECONDS
+FUZZ_DOCUMENT=rc/openapi.json fuzz plain "http://127.0.0.1:$port" "" --checks "$checks" "$@" || status=1
+echo "(listing: $((SECONDS - started)) s)"
 
 echo
 echo "### auth on (ARP_AUTH_MODE=required, loopback JWKS, a valid bearer token)"

@@ -48,6 +48,8 @@ function filterOf(query: Map<string, string>): RunFilter {
   const text = (name: string) => {
     const value = query.get(name);
     if (value === '') throw bad(name, 'must not be empty');
+    // No Run holds U+0000 (request bodies with it are refused), and PostgreSQL text cannot.
+    if (value?.includes('\u0000')) throw bad(name, 'must not contain U+0000 (NUL)');
     return value;
   };
   const stateText = query.get('state');
@@ -92,13 +94,18 @@ function decodeCursor<T>(query: Map<string, string>, valid: (value: unknown) => 
   return value;
 }
 
+/** Start times a cursor may hold: years 0000 to 9999, as RFC 3339 writes them. */
+const EARLIEST = Date.parse('0000-01-01T00:00:00Z');
+const LATEST = Date.parse('9999-12-31T23:59:59.999Z');
+const isId = (value: unknown): value is string =>
+  typeof value === 'string' && value !== '' && !value.includes('\u0000');
 const isRunCursor = (value: unknown): value is [number, string] =>
   Array.isArray(value) &&
   value.length === 2 &&
   Number.isSafeInteger(value[0]) &&
-  typeof value[1] === 'string' &&
-  value[1] !== '';
-const isNodeRunCursor = (value: unknown): value is string => typeof value === 'string' && value !== '';
+  value[0] >= EARLIEST &&
+  value[0] <= LATEST &&
+  isId(value[1]);
 
 /** `{"items":[...],"next_cursor":...}` from items already serialised. */
 function page(items: readonly string[], nextCursor: string | undefined): string {
@@ -144,7 +151,7 @@ export const listingHandlers: Record<ListingOperationId, ListingHandler> = {
     const runId = (request.params as Record<string, string>).run_id!;
     const query = readQuery(request, ['limit', 'cursor']);
     const limit = limitOf(query, NODE_RUN_PAGE);
-    const after = decodeCursor(query, isNodeRunCursor);
+    const after = decodeCursor(query, isId);
     const principal = request.principal;
     const found = await store.listNodeRuns(runId, {
       limit: limit + 1,

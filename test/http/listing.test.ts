@@ -105,7 +105,11 @@ describe('GET /rc/v1/runs', () => {
       ['cursor=nonsense', 'cursor'],
       [`cursor=${Buffer.from('{"a":1}').toString('base64url')}`, 'cursor'],
       [`cursor=${Buffer.from('[1.5,"run_1"]').toString('base64url')}`, 'cursor'],
+      [`cursor=${Buffer.from('[9000000000000000,"run_1"]').toString('base64url')}`, 'cursor'],
+      [`cursor=${Buffer.from('[0,"run_\\u0000"]').toString('base64url')}`, 'cursor'],
       ['tenant_id=', 'tenant_id'],
+      ['tenant_id=%00', 'tenant_id'],
+      ['root_node_type_id=composite.a%00b', 'root_node_type_id'],
       ['root_node_type_id=', 'root_node_type_id'],
       ['status=running', 'status'],
     ];
@@ -196,8 +200,11 @@ describe('GET /rc/v1/runs/{run_id}/node-runs', () => {
     const missing = await t.request({ method: 'GET', url: '/rc/v1/runs/run_nope/node-runs' });
     expect(missing.statusCode).toBe(404);
     expect((missing.json() as ErrorEnvelope).error.code).toBe('run_not_found');
+    const nulId = await t.request({ method: 'GET', url: '/rc/v1/runs/run_%00/node-runs' });
+    expect(nulId.statusCode).toBe(404);
     const run = await startRun(t);
-    for (const query of ['limit=1001', 'cursor=', 'cursor=%%%', 'state=running']) {
+    const nul = Buffer.from('"node_run_\\u0000"').toString('base64url');
+    for (const query of ['limit=1001', 'cursor=', 'cursor=%%%', `cursor=${nul}`, 'state=running']) {
       const res = await t.request({ method: 'GET', url: `/rc/v1/runs/${run.run_id}/node-runs?${query}` });
       expect(res.statusCode, query).toBe(400);
     }
