@@ -257,6 +257,15 @@ describe('the Run inspector', () => {
     await page.locator('.events tr', { hasText: 'run_completed' }).waitFor();
     expect(await page.getByRole('button', { name: 'Cancel run' }).isDisabled()).toBe(true);
 
+    // Collapsing hides the children; the root's toggle says so, and Enter on it shows them again.
+    const rootToggle = page.locator(`.tree button[data-role="toggle"][data-node-id="${root}"]`);
+    await page.getByRole('button', { name: 'Collapse all' }).click();
+    await nodeItem(page, first).waitFor({ state: 'detached' });
+    expect(await rootToggle.getAttribute('aria-expanded')).toBe('false');
+    await rootToggle.press('Enter');
+    await nodeItem(page, first).waitFor();
+    expect(await rootToggle.getAttribute('aria-expanded')).toBe('true');
+
     await page.locator(`.tree button[data-role="node"][data-node-id="${root}"]`).click();
     await page.locator('.detail .detail-title', { hasText: root }).waitFor();
     await screenshot(page, 'ui-run-page-1280');

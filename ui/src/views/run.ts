@@ -167,6 +167,17 @@ export function runPage(main: HTMLElement, ctx: PageContext, runId: string): () 
     );
   }
 
+  /** Collapses every NodeRun that has children, or expands them all. */
+  function setAllCollapsed(collapse: boolean): void {
+    collapsed.clear();
+    if (collapse) {
+      for (const nodeRun of nodeRuns.values()) {
+        if (nodeRun.parent_node_run_id) collapsed.add(nodeRun.parent_node_run_id);
+      }
+    }
+    renderTree();
+  }
+
   function renderDetail(): void {
     const nodeRun = selected === undefined ? undefined : nodeRuns.get(selected);
     const key = nodeRun ? JSON.stringify(nodeRun) : `missing:${selected}`;
@@ -231,6 +242,12 @@ export function runPage(main: HTMLElement, ctx: PageContext, runId: string): () 
         { className: 'tree-panel', 'aria-labelledby': 'tree-heading' },
         h('h2', { id: 'tree-heading' }, 'NodeRuns'),
         counts,
+        h(
+          'div',
+          { className: 'actions tree-actions' },
+          h('button', { type: 'button', onclick: () => setAllCollapsed(false) }, 'Expand all'),
+          h('button', { type: 'button', onclick: () => setAllCollapsed(true) }, 'Collapse all'),
+        ),
         tree.element,
       ),
       h('section', { className: 'detail', 'aria-labelledby': 'detail-heading' }, detailHeading, detailBody),
