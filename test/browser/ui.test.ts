@@ -248,6 +248,8 @@ describe('the Run inspector', () => {
     await page.keyboard.press('Enter');
     await page.locator('.detail .detail-title', { hasText: first }).waitFor();
     expect(await page.locator('.detail').textContent()).toContain('"text": "first"');
+    // Mid-flight: one child done, one running, the root waiting on it.
+    await screenshot(page, 'ui-run-page-live-1280');
 
     gates.release(second, replies.succeeded(second, { text: 'second' }));
     await nodeInState(page, second, 'succeeded');
