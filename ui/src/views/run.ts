@@ -8,6 +8,7 @@
  */
 import type { NodeRun, Run } from '../../../src/gen/contract.js';
 import { ApiError, describeError, isUnauthorized } from '../api.js';
+import { coalesced } from '../coalesce.js';
 import { h, replace } from '../dom.js';
 import { type FollowStatus, followEvents } from '../follow.js';
 import { elapsed, formatDuration, formatTime } from '../format.js';
@@ -59,22 +60,7 @@ export function runPage(main: HTMLElement, ctx: PageContext, runId: string): () 
   }
 
   // Reads of the Run and its NodeRuns: one at a time; a request during one queues one more.
-  let reading: Promise<void> | undefined;
-  let readAgain = false;
-  function refresh(): void {
-    if (reading) {
-      readAgain = true;
-      return;
-    }
-    reading = (async () => {
-      do {
-        readAgain = false;
-        await read();
-      } while (readAgain && !signal.aborted);
-    })().finally(() => {
-      reading = undefined;
-    });
-  }
+  const refresh = coalesced(read, (error) => console.error(error));
 
   async function read(): Promise<void> {
     try {
