@@ -1,7 +1,8 @@
 /**
  * Inbound authentication and the authorisation of assignment tokens, as Fastify hooks.
  *
- * onRequest (before routing and body parsing, so unknown routes answer 401 too): exempt paths pass;
+ * onRequest (before routing and body parsing, so unknown routes answer 401 too): exempt paths and
+ * routes marked `authExempt` pass;
  * `disabled` sets the dev principal; a missing or malformed header is 401 in `required` mode and the
  * anonymous principal in `optional` mode; an assignment token or a verified JWT sets the principal.
  * authorizeAssignment (called by the route handler, after validation, so the body is known): an
