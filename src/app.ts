@@ -39,6 +39,7 @@ import requestLogPlugin from './plugins/request-log.js';
 import routesPlugin from './plugins/routes.js';
 import routingPlugin, { routeMissError } from './plugins/routing.js';
 import tracingPlugin from './plugins/tracing.js';
+import uiPlugin from './plugins/ui.js';
 import type { HandlerContext } from './routes/handlers.js';
 import { MemoryStore } from './store/memory.js';
 import { openPostgresStore } from './store/postgres/open.js';
@@ -265,6 +266,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     });
   }
   await app.register(docsPlugin, { contract, listing });
+  await app.register(uiPlugin);
   const version: VersionInfo = {
     service_name: PACKAGE.name,
     service_version: PACKAGE.version,

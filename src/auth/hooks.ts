@@ -1,7 +1,8 @@
 /**
  * Inbound authentication and the authorisation of assignment tokens, as Fastify hooks.
  *
- * onRequest (before routing and body parsing, so unknown routes answer 401 too): exempt paths pass;
+ * onRequest (before routing and body parsing, so unknown routes answer 401 too): exempt paths and
+ * routes marked `authExempt` pass;
  * `disabled` sets the dev principal; a missing or malformed header is 401 in `required` mode and the
  * anonymous principal in `optional` mode; an assignment token or a verified JWT sets the principal.
  * authorizeAssignment (called by the route handler, after validation, so the body is known): an
@@ -25,6 +26,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who is calling; undefined on exempt paths. */
     principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /**
+     * The route carries no data and is answered without authentication (the Run inspector's static
+     * files: a browser cannot attach a bearer token to a navigation). Decided by the route, not by
+     * a path prefix, so that no spelling of a URL can reach another route through it.
+     */
+    authExempt?: boolean;
   }
 }
 
@@ -71,6 +80,7 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
   app.addHook('onRequest', (request, _reply, done) => {
     const query = request.url.indexOf('?');
     if (exempt.has(query < 0 ? request.url : request.url.slice(0, query))) return done();
+    if (request.routeOptions.config.authExempt === true) return done();
     const header = request.headers.authorization;
     if (header === undefined) {
       if (settings.mode === 'optional') {

@@ -1,7 +1,7 @@
 /**
  * Inbound authentication (ARP_AUTH_*): JWTs and assignment tokens on every route but the exempt
  * ones; the probes are always exempt (they carry nothing and orchestrators call them without
- * credentials).
+ * credentials), and so are routes marked `authExempt` (the Run inspector's static files).
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';

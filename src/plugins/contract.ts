@@ -10,6 +10,7 @@ import { PROBE_ROUTES } from '../health/probes.js';
 import { installJsonBodyParser } from '../http/json-body.js';
 import { METRICS_PATH } from '../metrics/plugin.js';
 import { LISTING_DOCUMENT_PATH } from './docs.js';
+import { UI_PREFIX } from './ui.js';
 
 export interface ContractViolation {
   readonly method: string;
@@ -59,7 +60,9 @@ function installContractCheck(
       path === '/openapi.json' ||
       path === LISTING_DOCUMENT_PATH ||
       path === METRICS_PATH ||
-      PROBE_ROUTES.has(path)
+      PROBE_ROUTES.has(path) ||
+      path === UI_PREFIX ||
+      path.startsWith(`${UI_PREFIX}/`)
     ) {
       return payload;
     }
