@@ -8,6 +8,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY openapi ./openapi
 COPY src ./src
+COPY ui ./ui
 RUN npm run build
 
 FROM node:20-bookworm-slim AS runtime
