@@ -75,18 +75,24 @@ function locate(argv: readonly string[]): Located {
 }
 
 function parse(command: Command, rest: string[]): { values: Values; positionals: string[] } {
+  const options = { ...GLOBAL_OPTIONS, ...command.options };
   try {
-    const { values, positionals } = parseArgs({
-      args: rest,
-      options: { ...GLOBAL_OPTIONS, ...command.options },
-      allowPositionals: true,
-      strict: true,
-    });
+    const { values, positionals } = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     return { values: values as Values, positionals };
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);
-    throw error;
+    const { code, message } = error as { code?: string; message: string };
+    if (!code?.startsWith('ERR_PARSE_ARGS')) throw error;
+    // node:util's messages are written for programmers; say the same thing shorter.
+    const option = /'(--?[^' ]+)/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${option}`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const name = option.replace(/^-+/, '');
+      const declared = options[name] ?? Object.values(options).find((o) => o.short === name);
+      throw new UsageError(
+        declared?.type === 'string' ? `${option} needs a value` : `${option} takes no value`,
+      );
+    }
+    throw new UsageError(message);
   }
 }
 
