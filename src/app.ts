@@ -282,7 +282,7 @@ export async function buildApp(deps: AppDeps = {}): Promise<FastifyInstance> {
     },
     health: () => health.report(),
   };
-  await app.register(routesPlugin, { contract, context, assignments: store, tracing });
+  await app.register(routesPlugin, { contract, listing, context, assignments: store, tracing });
 
   app.decorate('coordinator', coordinator);
   app.decorate('eventStreams', events);

@@ -6,7 +6,7 @@
  * anonymous principal in `optional` mode; an assignment token or a verified JWT sets the principal.
  * authorizeAssignment (called by the route handler, after validation, so the body is known): an
  * assignment principal may only make the callbacks of a composite executor on its NodeRun's
- * subtree; anything else is 403.
+ * subtree, and list that subtree; anything else is 403.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isTerminal } from '../core/model.js';
@@ -86,9 +86,10 @@ export function installAuth(app: FastifyInstance, options: AuthHooksOptions): vo
     if (isAssignmentToken(token)) {
       assignments.findAssignment(hashToken(token)).then((assignment) => {
         if (!assignment) return done(reject(request, new AuthFailure('invalid_token', 'Invalid token')));
-        // Composite executors only call NodeRun operations; the exact scope is checked by
-        // authorizeAssignment once the route and body are known.
-        if (!request.url.startsWith('/v1/node-runs')) return done(forbidden(scopeMessage(assignment)));
+        // Composite executors call NodeRun operations (and may list their subtree); the exact scope
+        // is checked by authorizeAssignment once the route and body are known.
+        if (!request.url.startsWith('/v1/node-runs') && !request.url.startsWith('/rc/v1/'))
+          return done(forbidden(scopeMessage(assignment)));
         request.principal = { kind: 'assignment', sub: `assignment:${assignment.nodeRunId}`, assignment };
         done();
       }, done);
@@ -166,6 +167,10 @@ export async function authorizeAssignment(
       target = body.parent_node_run_id;
       break;
     }
+    case 'list_node_runs':
+      // Listed through its own subtree only (the handler narrows the listing to it).
+      if (params.run_id !== assignment.runId) throw forbidden(scope);
+      return;
     case 'get_node_run':
     case 'stream_node_run_events':
     case 'report_node_run_evaluation':

@@ -3,9 +3,19 @@
  * bookkeeping that never goes on the wire. Records are immutable; a change replaces the record.
  */
 import type { TerminationCode } from '../errors.js';
-import type { ConstraintEnvelope, NodeKind, NodeRun, Run, RunEvent, RunEventType } from '../gen/contract.js';
+import type {
+  ConstraintEnvelope,
+  NodeKind,
+  NodeRun,
+  Run,
+  RunEvent,
+  RunEventType,
+  RunState,
+} from '../gen/contract.js';
 
-export type { ConstraintEnvelope, NodeKind, NodeRun, Run, RunEvent, RunEventType };
+export const RUN_STATES: readonly RunState[] = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
+
+export type { ConstraintEnvelope, NodeKind, NodeRun, Run, RunEvent, RunEventType, RunState };
 
 /** The namespace of every extension key the coordinator writes. */
 export const EXT = {

@@ -1,6 +1,7 @@
 /**
  * The ARP operations, one route per operationId of the contract, each delegating to its handler
- * (src/routes/handlers.ts); an assignment token's scope is checked once its body is validated.
+ * (src/routes/handlers.ts), and the listing API's beside them (src/routes/listing.ts); an assignment
+ * token's scope is checked once its body is validated.
  * With tracing, the request's span is the parent of every span the handler starts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -8,19 +9,33 @@ import fp from 'fastify-plugin';
 import { type AssignmentLookup, authorizeAssignment } from '../auth/hooks.js';
 import { type Contract, schemaId } from '../contract/contract.js';
 import { toFastifyPath } from '../http/route-match.js';
-import { type HandlerContext, handlers, type OperationId } from '../routes/handlers.js';
+import { type Handler, type HandlerContext, handlers } from '../routes/handlers.js';
+import { type ListingOperationId, listingHandlers } from '../routes/listing.js';
 import type { Tracing } from '../tracing/tracing.js';
 
 export interface RoutesOptions {
   readonly contract: Contract;
+  /** The listing API's document (src/contract/listing.ts). */
+  readonly listing: Contract;
   readonly context: HandlerContext;
   readonly assignments: AssignmentLookup;
   readonly tracing: Tracing | undefined;
 }
 
-async function routes(app: FastifyInstance, { contract, context, assignments, tracing }: RoutesOptions) {
-  for (const operation of contract.operations) {
-    const handler = handlers[operation.operationId as OperationId];
+async function routes(
+  app: FastifyInstance,
+  { contract, listing, context, assignments, tracing }: RoutesOptions,
+) {
+  const listingContext = { store: context.coordinator.store };
+  const table = new Map<string, Handler>([
+    ...Object.entries(handlers),
+    ...Object.entries(listingHandlers).map(
+      ([id, handler]) =>
+        [id, (request, reply) => handler(request, reply, listingContext)] as [ListingOperationId, Handler],
+    ),
+  ]);
+  for (const operation of [...contract.operations, ...listing.operations]) {
+    const handler = table.get(operation.operationId);
     if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
     const handle = (request: FastifyRequest, reply: FastifyReply) => {
       const principal = request.principal;

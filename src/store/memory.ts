@@ -15,12 +15,22 @@ import type {
   NodeRunRecord,
   RunEvent,
   RunRecord,
+  RunState as RunStateName,
   RunView,
 } from '../core/model.js';
-import { isTerminal } from '../core/model.js';
+import { isTerminal, RUN_STATES } from '../core/model.js';
 import { EventHub } from './hub.js';
 import { cachedJson } from './json-cache.js';
-import type { Assignment, CommittedDecision, EventPage, Store, StoreHealth } from './store.js';
+import type {
+  Assignment,
+  CommittedDecision,
+  EventPage,
+  ListedRun,
+  RunFilter,
+  RunPosition,
+  Store,
+  StoreHealth,
+} from './store.js';
 
 interface RunState {
   record: RunRecord | undefined;
@@ -33,6 +43,15 @@ interface RunState {
   /** NodeRuns that are not terminal. */
   live: number;
 }
+
+/** A Run's place in the listing order, with the state it names (to tell a Run evicted since). */
+interface Listed extends RunPosition {
+  readonly state: RunState;
+}
+
+/** Listing order, ascending: older first, then lower run id. */
+const before = (a: RunPosition, b: RunPosition) =>
+  a.startedAt < b.startedAt || (a.startedAt === b.startedAt && a.runId < b.runId);
 
 /** What a cascade ends: the new records, the executions to stop, and (when large) the rebuilt map. */
 interface Ended {
@@ -63,6 +82,9 @@ export class MemoryStore implements Store {
   readonly #finished = new Set<string>();
   /** Assignment token hash → the NodeRun it was handed out for. */
   readonly #assignments = new Map<string, string>();
+  /** Every Run held, in listing order; entries of evicted Runs are dropped now and then. */
+  #listing: Listed[] = [];
+  #evictedListed = 0;
   /** Runs whose commit is being prepared across turns; their next decision waits for it. */
   readonly #busy = new Map<string, Promise<void>>();
   readonly #hub: EventHub;
@@ -214,6 +236,91 @@ export class MemoryStore implements Store {
     };
   }
 
+  async listRuns(filter: RunFilter, after: RunPosition | undefined, limit: number): Promise<ListedRun[]> {
+    const listing = this.#listing;
+    const found: ListedRun[] = [];
+    // The first entry at or after `after` (or the end): everything below it comes after it, newest first.
+    let i = after ? this.#firstNotBefore(after) - 1 : listing.length - 1;
+    for (; i >= 0 && found.length < limit; i--) {
+      const entry = listing[i]!;
+      if (filter.startedFrom !== undefined && entry.startedAt < filter.startedFrom) break;
+      if (filter.startedBefore !== undefined && entry.startedAt >= filter.startedBefore) continue;
+      const { state } = entry;
+      if (this.#runs.get(entry.runId) !== state || !state.record) continue;
+      const rootNodeTypeId = this.#matches(state, filter);
+      if (rootNodeTypeId === undefined) continue;
+      found.push({
+        json: cachedJson(state.record.run),
+        rootNodeTypeId,
+        position: { startedAt: entry.startedAt, runId: entry.runId },
+      });
+    }
+    return found;
+  }
+
+  async countRuns(filter: RunFilter): Promise<Record<RunStateName, number>> {
+    const counts = Object.fromEntries(RUN_STATES.map((state) => [state, 0])) as Record<RunStateName, number>;
+    for (const entry of this.#listing) {
+      const { state } = entry;
+      if (this.#runs.get(entry.runId) !== state || !state.record) continue;
+      if (filter.startedFrom !== undefined && entry.startedAt < filter.startedFrom) continue;
+      if (filter.startedBefore !== undefined && entry.startedAt >= filter.startedBefore) continue;
+      if (this.#matches(state, { ...filter, states: undefined }) !== undefined)
+        counts[state.record.run.state]++;
+    }
+    return counts;
+  }
+
+  async listNodeRuns(
+    runId: string,
+    options: { readonly after?: string; readonly limit: number; readonly under?: string },
+  ): Promise<string[] | undefined> {
+    const state = this.#runs.get(runId);
+    if (!state?.record) return undefined;
+    let ids: string[];
+    if (options.under === undefined) ids = [...state.nodeRuns.keys()];
+    else {
+      ids = state.nodeRuns.has(options.under) ? [options.under] : [];
+      for (let i = 0; i < ids.length; i++) ids.push(...(state.children.get(ids[i]!) ?? NO_CHILDREN));
+    }
+    const after = options.after;
+    return (after === undefined ? ids : ids.filter((id) => id > after))
+      .sort()
+      .slice(0, options.limit)
+      .map((id) => cachedJson(state.nodeRuns.get(id)!.nodeRun));
+  }
+
+  /** The root's node type id when the Run matches the filter's state, tenant and root type. */
+  #matches(state: RunState, filter: RunFilter): string | undefined {
+    const run = state.record!.run;
+    if (filter.states && !filter.states.includes(run.state)) return undefined;
+    if (filter.tenantId !== undefined && run.run_context?.tenant_id !== filter.tenantId) return undefined;
+    const rootNodeTypeId = state.nodeRuns.get(run.root_node_run_id)?.nodeRun.node_type_ref.node_type_id ?? '';
+    if (filter.rootNodeTypeId !== undefined && rootNodeTypeId !== filter.rootNodeTypeId) return undefined;
+    return rootNodeTypeId;
+  }
+
+  /** Index of the first listing entry that is not before `position`. */
+  #firstNotBefore(position: RunPosition): number {
+    let low = 0;
+    let high = this.#listing.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (before(this.#listing[middle]!, position)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** Adds a new Run to the listing; Runs mostly start in order, so this is mostly an append. */
+  #list(runId: string, state: RunState, record: RunRecord): void {
+    const startedAt = Date.parse(record.run.started_at ?? '') || 0;
+    const entry: Listed = { startedAt, runId, state };
+    const last = this.#listing.at(-1);
+    if (!last || before(last, entry)) this.#listing.push(entry);
+    else this.#listing.splice(this.#firstNotBefore(entry), 0, entry);
+  }
+
   /** Nothing to forget: effects are only owed by this process. */
   async effectDone(): Promise<void> {}
 
@@ -276,7 +383,10 @@ export class MemoryStore implements Store {
     const changes = decision.changes;
     if (!changes) return [];
     if (changes.run) {
-      if (!state.record) this.#runs.set(runId, state);
+      if (!state.record) {
+        this.#runs.set(runId, state);
+        this.#list(runId, state, changes.run);
+      }
       state.record = changes.run;
     }
     if (ended.nodeRuns) state.nodeRuns = ended.nodeRuns;
@@ -334,6 +444,11 @@ export class MemoryStore implements Store {
       if (record.assignmentTokenHash !== undefined) this.#assignments.delete(record.assignmentTokenHash);
     }
     this.#runs.delete(runId);
+    // The listing forgets evicted Runs in bulk, once they are half of it.
+    if (++this.#evictedListed > this.#listing.length / 2) {
+      this.#listing = this.#listing.filter((entry) => this.#runs.get(entry.runId) === entry.state);
+      this.#evictedListed = 0;
+    }
     this.#hub.publish(runId);
     try {
       this.#onEvicted?.(runId, state.record?.run.root_node_run_id);

@@ -12,6 +12,7 @@ import type {
   NodeRunRecord,
   RunEvent,
   RunRecord,
+  RunState,
   RunView,
 } from '../core/model.js';
 
@@ -43,6 +44,21 @@ export interface Store {
   findAssignment(tokenHash: string): Promise<Assignment | undefined>;
   /** A page of a Run's event log; undefined when the Run does not exist. */
   events(runId: string, afterSeq: number, limit: number): Promise<EventPage | undefined>;
+  /**
+   * Runs newest first (by `started_at`, then `run_id`, both descending) that match `filter` and come
+   * after `after` in that order, at most `limit`.
+   */
+  listRuns(filter: RunFilter, after: RunPosition | undefined, limit: number): Promise<ListedRun[]>;
+  /** How many Runs match `filter`, in each state. */
+  countRuns(filter: RunFilter): Promise<Record<RunState, number>>;
+  /**
+   * NodeRuns of a Run as served (JSON), ordered by id, after the id `after`, at most `limit`; only
+   * `under` and its descendants when given. Undefined when the Run does not exist.
+   */
+  listNodeRuns(
+    runId: string,
+    options: { readonly after?: string; readonly limit: number; readonly under?: string },
+  ): Promise<string[] | undefined>;
   /** An owed effect was carried out (or given up); a durable store forgets it. */
   effectDone(runId: string, effectId: string): Promise<void>;
   /** Calls `listener` after each commit that appends events to `runId`. Returns the unsubscribe. */
@@ -55,6 +71,32 @@ export interface Store {
    */
   health(): Promise<StoreHealth>;
   close(): Promise<void>;
+}
+
+/** Which Runs a listing or a count covers; every given field must match. */
+export interface RunFilter {
+  readonly states?: readonly RunState[];
+  readonly rootNodeTypeId?: string;
+  /** `run_context.tenant_id`. */
+  readonly tenantId?: string;
+  /** Started at or after (epoch ms). */
+  readonly startedFrom?: number;
+  /** Started strictly before (epoch ms). */
+  readonly startedBefore?: number;
+}
+
+/** A Run's place in the listing order. */
+export interface RunPosition {
+  /** `started_at`, epoch ms. */
+  readonly startedAt: number;
+  readonly runId: string;
+}
+
+export interface ListedRun {
+  /** The Run as served (JSON). */
+  readonly json: string;
+  readonly rootNodeTypeId: string;
+  readonly position: RunPosition;
 }
 
 /** A store's answer to `health()`; `details` never carries a password or a URL. */

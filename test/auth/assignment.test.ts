@@ -415,6 +415,47 @@ describe('assignment tokens with authentication required', () => {
     expect(own.status, own.text).toBe(204);
   });
 
+  it('lists only its own subtree of its own Run, and no Runs at all', async () => {
+    const s = await setup();
+    const run = await startRun(s);
+    const root = run.root_node_run_id;
+    const token = (await s.begin(root)).assignment_token!;
+    await idle(s.t);
+    const [left, right] = await createChildren(s, token, run.run_id, root, [
+      { node_type_ref: sub, inputs: {} },
+      { node_type_ref: sub, inputs: {} },
+    ]);
+    const leftToken = (await s.begin(left!.node_run_id)).assignment_token!;
+    await idle(s.t);
+    const [leftChild] = await createChildren(s, leftToken, run.run_id, left!.node_run_id, [
+      { node_type_ref: sub, inputs: {} },
+    ]);
+    const other = await startRun(s);
+    await s.begin(other.root_node_run_id);
+    await idle(s.t);
+
+    const listed = async (tok: string, runId: string) => {
+      const res = await call(s, tok, 'GET', `/rc/v1/runs/${runId}/node-runs`);
+      expect(res.status, res.text).toBe(200);
+      return (res.body as { items: NodeRun[] }).items.map((nodeRun) => nodeRun.node_run_id).sort();
+    };
+    expect(await listed(leftToken, run.run_id)).toEqual([left!.node_run_id, leftChild!.node_run_id].sort());
+    expect(await listed(token, run.run_id)).toEqual(
+      [root, left!.node_run_id, right!.node_run_id, leftChild!.node_run_id].sort(),
+    );
+    expect(await listed(s.user, run.run_id)).toEqual(await listed(token, run.run_id));
+
+    expectForbidden(await call(s, leftToken, 'GET', `/rc/v1/runs/${other.run_id}/node-runs`), 'another Run');
+    expectForbidden(await call(s, token, 'GET', '/rc/v1/runs'), 'list_runs');
+    expectForbidden(await call(s, token, 'GET', '/rc/v1/run-counts'), 'count_runs');
+    expectUnauthorized(await call(s, undefined, 'GET', '/rc/v1/runs'), 'list_runs without a token');
+    const runs = await call(s, s.user, 'GET', '/rc/v1/runs');
+    expect(runs.status, runs.text).toBe(200);
+    expect((runs.body as { items: { run: Run }[] }).items.map((item) => item.run.run_id).sort()).toEqual(
+      [run.run_id, other.run_id].sort(),
+    );
+  });
+
   it('stops accepting the token (401) once its composite is completed, including for get_node_run', async () => {
     const s = await setup();
     const run = await startRun(s);

@@ -2,8 +2,8 @@
  * Two coordinator processes, A and B, on one PostgreSQL schema behave as one coordinator: requests
  * spread over both are decided once (idempotent creates, racing completions), a follow stream on one
  * process carries the other's commits, an assignment token minted by one is honoured and revoked on
- * both, and NodeRuns created through both are executed exactly once. Real processes
- * (`node --import tsx src/server.ts`, see processes.ts), real sockets, a real database.
+ * both, NodeRuns created through both are executed exactly once, and either lists the Runs of both.
+ * Real processes (`node --import tsx src/server.ts`, see processes.ts), real sockets, a real database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/core/model.js';
@@ -161,6 +161,31 @@ describe('two coordinator processes on one database', { timeout: 90_000 }, () =>
     expectGapFree(follow.received, run.run_id);
     expect(follow.received).toEqual(await events(b.url, run.run_id));
     expect((await getRun(a.url, run.run_id)).state).toBe('succeeded');
+  });
+
+  it('either process lists and counts the Runs started through both, and a cursor from one continues on the other', async () => {
+    const [a, b] = await pair();
+    const tenant = `tenant_${process.pid}_${Date.now()}`;
+    const started: string[] = [];
+    // One after the other, so that their start times order them.
+    for (let i = 0; i < 5; i++)
+      started.push((await startRun(spread(i, a, b), { run_context: { tenant_id: tenant } })).run_id);
+    type Page = { items: { run: { run_id: string } }[]; next_cursor?: string };
+    const list = async (base: string, query: string) =>
+      expectStatus<Page>(await call(base, 'GET', `/rc/v1/runs?tenant_id=${tenant}&${query}`), 200);
+    const whole = await list(a.url, 'limit=10');
+    expect(new Set(whole.items.map((item) => item.run.run_id))).toEqual(new Set(started));
+    expect((await list(b.url, 'limit=10')).items).toEqual(whole.items);
+
+    const first = await list(a.url, 'limit=3');
+    const rest = await list(b.url, `limit=3&cursor=${first.next_cursor}`);
+    expect([...first.items, ...rest.items]).toEqual(whole.items);
+    expect(rest.next_cursor).toBeUndefined();
+    const counts = expectStatus<{ total: number; counts: { running: number } }>(
+      await call(b.url, 'GET', `/rc/v1/run-counts?tenant_id=${tenant}`),
+      200,
+    );
+    expect([counts.total, counts.counts.running]).toEqual([5, 5]);
   });
 
   describe('assignment tokens', () => {

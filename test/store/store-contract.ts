@@ -30,7 +30,7 @@ import { createNeeds, decideCreateNodeRuns } from '../../src/core/node-runs.js';
 import { decideStartRun, decideTerminateRun, RUN_ONLY } from '../../src/core/runs.js';
 import { ArpError } from '../../src/errors.js';
 import type { NodeRunCreateSpec, RunStartRequest } from '../../src/gen/contract.js';
-import type { Store } from '../../src/store/store.js';
+import type { ListedRun, RunFilter, Store } from '../../src/store/store.js';
 
 const NOW = new Date('2026-01-01T00:00:00.000Z');
 const TIME = NOW.toISOString();
@@ -74,7 +74,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
     let counter = 0;
     const uid = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '')}_${++counter}`;
 
-    function startDecision(runId: string, request: Partial<RunStartRequest> = {}) {
+    function startDecision(runId: string, request: Partial<RunStartRequest> = {}, now = NOW) {
       const rootNodeRunId = uid('node_run');
       const body: RunStartRequest = {
         run_id: runId,
@@ -83,12 +83,12 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         ...request,
       };
       return (view: RunView) =>
-        decideStartRun(view, { request: body, runId, rootNodeRunId, rootKind: 'composite', now: NOW });
+        decideStartRun(view, { request: body, runId, rootNodeRunId, rootKind: 'composite', now });
     }
 
-    async function start(store: Store, request: Partial<RunStartRequest> = {}) {
-      const runId = uid('run');
-      const result = await store.mutate(runId, RUN_ONLY, startDecision(runId, request));
+    async function start(store: Store, request: Partial<RunStartRequest> = {}, now = NOW, id = uid('run')) {
+      const runId = id;
+      const result = await store.mutate(runId, RUN_ONLY, startDecision(runId, request, now));
       return { runId, rootId: result.value.root_node_run_id, result };
     }
 
@@ -569,6 +569,143 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
           decideTerminateRun(view, { now: NOW, state: 'canceled', reason: 'run_canceled' }),
         );
         expect(await store.countLiveRuns({ fresh: true })).toBe(before + 1);
+      });
+    });
+
+    describe('listRuns / countRuns / listNodeRuns', () => {
+      const at = (minute: number) => new Date(NOW.getTime() + minute * 60_000);
+      /** Runs of one tenant (unique per test, so that stores over shared storage agree). */
+      async function tenantRuns(store: Store, specs: { minute: number; type?: string; id?: string }[]) {
+        const tenant = uid('tenant');
+        const runs = [];
+        for (const { minute, type, id } of specs) {
+          const request: Partial<RunStartRequest> = {
+            run_context: { tenant_id: tenant },
+            ...(type ? { root_node_type_ref: { node_type_id: type, version: '1.0.0' } } : {}),
+          };
+          runs.push(await start(store, request, at(minute), id));
+        }
+        return { tenant, runIds: runs.map((run) => run.runId) };
+      }
+      const ids = (listed: readonly ListedRun[]) => listed.map((run) => run.position.runId);
+
+      it('list Runs newest first, then by run id, in pages that continue after a position', async () => {
+        const store = await open();
+        const prefix = uid('run');
+        const { tenant, runIds } = await tenantRuns(store, [
+          { minute: 1, id: `${prefix}_b` },
+          { minute: 3 },
+          { minute: 2, id: `${prefix}_a` },
+          { minute: 2, id: `${prefix}_c` },
+          { minute: 0 },
+        ]);
+        const [b, three, a, c, zero] = runIds as [string, string, string, string, string];
+        const all = await store.listRuns({ tenantId: tenant }, undefined, 100);
+        expect(ids(all)).toEqual([three, c, a, b, zero]);
+        expect(all[1]?.position).toEqual({ startedAt: at(2).getTime(), runId: c });
+        expect(JSON.parse(all[0]!.json)).toEqual((await store.getRun(three))?.run);
+        expect(all[0]?.json).toBe(await store.runJson(three));
+        expect(all[0]?.rootNodeTypeId).toBe('composite.root');
+
+        const first = await store.listRuns({ tenantId: tenant }, undefined, 2);
+        expect(ids(first)).toEqual([three, c]);
+        // A newer Run started between pages changes nothing that follows.
+        await tenantRunsOf(store, tenant, 5);
+        const second = await store.listRuns({ tenantId: tenant }, first[1]!.position, 2);
+        expect(ids(second)).toEqual([a, b]);
+        const third = await store.listRuns({ tenantId: tenant }, second[1]!.position, 2);
+        expect(ids(third)).toEqual([zero]);
+        expect(await store.listRuns({ tenantId: tenant }, third[0]!.position, 2)).toEqual([]);
+      });
+
+      async function tenantRunsOf(store: Store, tenant: string, minute: number) {
+        return start(store, { run_context: { tenant_id: tenant } }, at(minute));
+      }
+
+      it('filter by state, root node type and start time, every filter at once', async () => {
+        const store = await open();
+        const { tenant, runIds } = await tenantRuns(store, [
+          { minute: 0, type: 'composite.a' },
+          { minute: 1, type: 'composite.b' },
+          { minute: 2, type: 'composite.a' },
+          { minute: 3, type: 'composite.a' },
+        ]);
+        const [r0, r1, r2, r3] = runIds as [string, string, string, string];
+        await store.mutate(r2, RUN_ONLY, (view) =>
+          decideTerminateRun(view, { now: at(4), state: 'canceled', reason: 'run_canceled' }),
+        );
+        const list = (filter: RunFilter) => store.listRuns({ tenantId: tenant, ...filter }, undefined, 100);
+        expect(ids(await list({ states: ['canceled'] }))).toEqual([r2]);
+        expect(ids(await list({ states: ['running', 'canceled'] }))).toEqual([r3, r2, r1, r0]);
+        expect(ids(await list({ states: ['succeeded'] }))).toEqual([]);
+        expect(ids(await list({ rootNodeTypeId: 'composite.a' }))).toEqual([r3, r2, r0]);
+        expect((await list({ rootNodeTypeId: 'composite.b' }))[0]?.rootNodeTypeId).toBe('composite.b');
+        // From is inclusive, before is exclusive.
+        expect(ids(await list({ startedFrom: at(1).getTime() }))).toEqual([r3, r2, r1]);
+        expect(ids(await list({ startedBefore: at(1).getTime() }))).toEqual([r0]);
+        expect(
+          ids(
+            await list({
+              states: ['running'],
+              rootNodeTypeId: 'composite.a',
+              startedFrom: at(0).getTime(),
+              startedBefore: at(3).getTime() + 1,
+            }),
+          ),
+        ).toEqual([r3, r0]);
+        expect(await store.listRuns({ tenantId: uid('tenant') }, undefined, 100)).toEqual([]);
+      });
+
+      it('count Runs by state, under the same filters', async () => {
+        const store = await open();
+        const { tenant, runIds } = await tenantRuns(store, [
+          { minute: 0, type: 'composite.a' },
+          { minute: 1, type: 'composite.a' },
+          { minute: 2, type: 'composite.b' },
+        ]);
+        await store.mutate(runIds[0]!, RUN_ONLY, (view) =>
+          decideTerminateRun(view, { now: at(4), state: 'canceled', reason: 'run_canceled' }),
+        );
+        const none = { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 };
+        expect(await store.countRuns({ tenantId: tenant })).toEqual({ ...none, running: 2, canceled: 1 });
+        expect(await store.countRuns({ tenantId: tenant, rootNodeTypeId: 'composite.a' })).toEqual({
+          ...none,
+          running: 1,
+          canceled: 1,
+        });
+        expect(await store.countRuns({ tenantId: tenant, startedFrom: at(1).getTime() })).toEqual({
+          ...none,
+          running: 2,
+        });
+        expect(await store.countRuns({ tenantId: uid('tenant') })).toEqual(none);
+      });
+
+      it('list the NodeRuns of a Run by id, in pages, or only a subtree', async () => {
+        const store = await open();
+        const { runId, rootId } = await start(store);
+        const [a, b] = (await create(store, runId, rootId, [spec('composite.a'), spec('composite.b')])).value;
+        const [a1, a2] = (
+          await create(store, runId, a!.node_run_id, [spec('atomic.x'), spec('atomic.y')], 'atomic')
+        ).value;
+        const records = [rootId, a!.node_run_id, b!.node_run_id, a1!.node_run_id, a2!.node_run_id];
+        const sorted = [...records].sort();
+        const listed = (await store.listNodeRuns(runId, { limit: 100 }))!;
+        expect(listed.map((json) => JSON.parse(json).node_run_id)).toEqual(sorted);
+        expect(listed[sorted.indexOf(a1!.node_run_id)]).toBe(await store.nodeRunJson(a1!.node_run_id));
+
+        const page = (await store.listNodeRuns(runId, { limit: 2, after: sorted[1] }))!;
+        expect(page.map((json) => JSON.parse(json).node_run_id)).toEqual(sorted.slice(2, 4));
+
+        const subtree = (await store.listNodeRuns(runId, { limit: 100, under: a!.node_run_id }))!;
+        expect(subtree.map((json) => JSON.parse(json).node_run_id)).toEqual(
+          [a!.node_run_id, a1!.node_run_id, a2!.node_run_id].sort(),
+        );
+        const leaf = (await store.listNodeRuns(runId, { limit: 100, under: a2!.node_run_id }))!;
+        expect(leaf.map((json) => JSON.parse(json).node_run_id)).toEqual([a2!.node_run_id]);
+        // Not a NodeRun of this Run: an empty subtree.
+        expect(await store.listNodeRuns(runId, { limit: 100, under: uid('node_run') })).toEqual([]);
+        expect(await store.listNodeRuns(uid('run'), { limit: 100 })).toBeUndefined();
+        expect(await store.listNodeRuns(runId, { limit: 100, after: sorted.at(-1) })).toEqual([]);
       });
     });
 

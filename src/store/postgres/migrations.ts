@@ -110,4 +110,18 @@ CREATE TABLE {schema}.outbox (
 CREATE INDEX outbox_due ON {schema}.outbox (next_attempt_at);
 `,
   },
+  {
+    version: 2,
+    name: 'indexes for listing Runs',
+    sql: `
+-- Runs newest first, alone or by state, root node type or tenant: each filter has an index that is
+-- already in listing order, so a page reads its rows and stops. Ids sort by code point ("C"), the
+-- order every store uses. These columns never change but for state (once, when the Run ends).
+CREATE INDEX runs_listing ON {schema}.runs (started_at, run_id COLLATE "C");
+CREATE INDEX runs_listing_state ON {schema}.runs (state, started_at, run_id COLLATE "C");
+CREATE INDEX runs_listing_type ON {schema}.runs (root_node_type_id, started_at, run_id COLLATE "C");
+CREATE INDEX runs_listing_tenant ON {schema}.runs (tenant_id, started_at, run_id COLLATE "C")
+  WHERE tenant_id IS NOT NULL;
+`,
+  },
 ];

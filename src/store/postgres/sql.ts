@@ -127,6 +127,10 @@ export interface Statement {
   readonly text: string;
 }
 
+/** The prefix of the statement names of a schema's store. */
+export const statementPrefix = (schema: string) =>
+  `rc${createHash('sha1').update(schema).digest('hex').slice(0, 10)}`;
+
 /**
  * Every statement becomes a named (prepared) statement: each connection parses and plans it once.
  * Names carry a hash of the schema, since one connection may serve stores of several schemas.
@@ -135,7 +139,7 @@ function nameAll<T extends Record<string, string | readonly string[]>>(
   schema: string,
   texts: T,
 ): { readonly [K in keyof T]: T[K] extends string ? Statement : readonly Statement[] } {
-  const prefix = `rc${createHash('sha1').update(schema).digest('hex').slice(0, 10)}`;
+  const prefix = statementPrefix(schema);
   const named: Record<string, Statement | Statement[]> = {};
   for (const [key, text] of Object.entries(texts)) {
     named[key] =

@@ -14,16 +14,28 @@ import {
   type Needs,
   type NodeRunRecord,
   type RunRecord,
+  type RunState,
   type RunView,
 } from '../../core/model.js';
 import { EventHub } from '../hub.js';
-import type { Assignment, CommittedDecision, EventPage, LoggedEvent, Store, StoreHealth } from '../store.js';
+import type {
+  Assignment,
+  CommittedDecision,
+  EventPage,
+  ListedRun,
+  LoggedEvent,
+  RunFilter,
+  RunPosition,
+  Store,
+  StoreHealth,
+} from '../store.js';
 import { Coalescer } from './coalesce.js';
 import { type CommitObserver, Committer } from './committer.js';
 import type { Database } from './database.js';
+import { PostgresListing } from './listing.js';
 import { PostgresRecovery } from './recovery.js';
 import { type LockedRunRow, type NodeRunRow, nodeRunRecord, type RunRow, runRecord } from './rows.js';
-import { type Statement, type Statements, statements } from './sql.js';
+import { type Statement, type Statements, statementPrefix, statements } from './sql.js';
 import { type WriteShape, type WriteStatement, writeStatement } from './write.js';
 
 export interface PostgresStoreOptions {
@@ -61,6 +73,7 @@ const HEALTH_REUSE_MS = 1_000;
 export class PostgresStore implements Store {
   readonly #db: Database;
   readonly #sql: Statements;
+  readonly #listing: PostgresListing;
   readonly #channel: string;
   readonly #hub: EventHub;
   readonly #instanceId: string;
@@ -85,6 +98,7 @@ export class PostgresStore implements Store {
   constructor(options: PostgresStoreOptions) {
     this.#db = options.db;
     this.#sql = statements(options.schema);
+    this.#listing = new PostgresListing(this.#db.pool, options.schema, statementPrefix(options.schema));
     this.#schema = options.schema;
     // One channel per schema, as a plain identifier (PGlite's LISTEN does not quote).
     this.#channel = `${options.schema.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_events`.slice(0, 63);
@@ -322,6 +336,22 @@ export class PostgresStore implements Store {
       });
     }
     return { events, lastSeq: Number(first.last_seq), finished: isTerminal(first.state) };
+  }
+
+  listRuns(filter: RunFilter, after: RunPosition | undefined, limit: number): Promise<ListedRun[]> {
+    return this.#listing.listRuns(filter, after, limit);
+  }
+
+  countRuns(filter: RunFilter): Promise<Record<RunState, number>> {
+    return this.#listing.countRuns(filter);
+  }
+
+  async listNodeRuns(
+    runId: string,
+    options: { readonly after?: string; readonly limit: number; readonly under?: string },
+  ): Promise<string[] | undefined> {
+    if (!storable(runId)) return undefined;
+    return this.#listing.listNodeRuns(runId, options);
   }
 
   async effectDone(runId: string, effectId: string): Promise<void> {
