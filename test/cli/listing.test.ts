@@ -1,8 +1,8 @@
 /**
  * The commands that read the listing API (openapi/run-listing.yaml): `runs list` and the NodeRun
  * tree of `runs get`. Against a loopback fake that answers as the document says, so that the query
- * sent, the pagination and the drawing are checked exactly; and against the real app once the
- * coordinator serves /rc/v1 (until then those tests report themselves skipped).
+ * sent, the pagination and the drawing are checked exactly; and against the real app, whose
+ * answers the fake must agree with.
  */
 import { describe, expect, it } from 'vitest';
 import { startRun, useApp } from '../helpers/app.js';
@@ -254,29 +254,39 @@ describe('runs get: the NodeRun tree', () => {
 });
 
 describe('against the real app', () => {
-  it('lists the Runs it started, newest first', async (ctx) => {
+  it('lists the Runs it started, newest first, with the filters applied by the coordinator', async () => {
     const t = await newApp();
-    if (!t.app.hasRoute({ method: 'GET', url: '/rc/v1/runs' }))
-      ctx.skip('the coordinator does not serve /rc/v1 yet');
     const url = await serve(t);
     await startRun(t, { run_context: { tenant_id: 'acme' } });
     t.clock.advance(1000);
     await startRun(t, { root_node_type_ref: { node_type_id: 'atomic.other', version: '1' } });
-    const result = await arpRc(['runs', 'list', '--url', url]);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    expect(
-      result.stdout
-        .split('\n')
-        .slice(1, 3)
-        .map((line) => line.split(/\s+/).slice(0, 3)),
-    ).toEqual([
-      ['run_2', 'queued', 'atomic.other'],
-      ['run_1', 'running', 'composite.root'],
-    ]);
+    expect(await arpRc(['runs', 'list', '--url', url])).toEqual({
+      code: 0,
+      stderr: '',
+      stdout: [
+        'RUN ID  STATE    ROOT TYPE       STARTED                   DURATION',
+        `run_2   running  atomic.other    ${at(1)}  -`,
+        `run_1   running  composite.root  ${T0}  -`,
+        '',
+      ].join('\n'),
+    });
     const acme = await arpRc(['runs', 'list', '--tenant', 'acme', '--json', '--url', url]);
     expect(JSON.parse(acme.stdout).items.map((i: { run: { run_id: string } }) => i.run.run_id)).toEqual([
       'run_1',
     ]);
+    const paged = await arpRc(['runs', 'list', '--limit', '1', '--all', '--json', '--url', url]);
+    expect(JSON.parse(paged.stdout).items.map((i: { run: { run_id: string } }) => i.run.run_id)).toEqual([
+      'run_2',
+      'run_1',
+    ]);
+  });
+
+  it('reports a filter the coordinator refuses as its invalid_request (exit 1)', async () => {
+    const t = await newApp();
+    const result = await arpRc(['runs', 'list', '--type', '', '--url', await serve(t)]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^arp-rc: invalid_request: Query parameter root_node_type_id must not be empty/,
+    );
   });
 });

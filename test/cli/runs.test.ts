@@ -127,35 +127,22 @@ describe('runs get', () => {
       payload: { state: 'failed', error: { code: 'fetch_failed', message: 'no route to host' } },
     });
     const result = await arpRc(['runs', 'get', 'run_1', '--url', url]);
-    const hasListing = t.app.hasRoute({ method: 'GET', url: '/rc/v1/runs/:run_id/node-runs' });
-    const head = [
-      'Run run_1  running',
-      '  root       node_run_1',
-      '  root type  composite.example.planner@1.0.0',
-      `  started    ${T0}`,
-      '',
-    ];
-    if (hasListing) {
-      expect(result).toEqual({
-        code: 0,
-        stderr: '',
-        stdout: [
-          ...head,
-          'node_run_1  composite  queued  composite.example.planner@1.0.0  -',
-          '├── node_run_2  atomic  failed  atomic.example.fetch@1.0.0  0ms',
-          '│       error: fetch_failed: no route to host',
-          '└── node_run_3  atomic  queued  atomic.example.summarise@1.0.0  -',
-          '',
-        ].join('\n'),
-      });
-    } else {
-      // Until the coordinator serves /rc/v1, only the root can be drawn.
-      expect(result).toEqual({
-        code: 0,
-        stderr: 'the service has no listing API (/rc/v1): only the root NodeRun is shown\n',
-        stdout: [...head, 'node_run_1  composite  queued  composite.example.planner@1.0.0  -', ''].join('\n'),
-      });
-    }
+    expect(result).toEqual({
+      code: 0,
+      stderr: '',
+      stdout: [
+        'Run run_1  running',
+        '  root       node_run_1',
+        '  root type  composite.example.planner@1.0.0',
+        `  started    ${T0}`,
+        '',
+        'node_run_1  composite  queued  composite.example.planner@1.0.0  -',
+        '├── node_run_2  atomic  failed  atomic.example.fetch@1.0.0  0ms',
+        '│       error: fetch_failed: no route to host',
+        '└── node_run_3  atomic  queued  atomic.example.summarise@1.0.0  -',
+        '',
+      ].join('\n'),
+    });
   });
 
   it('prints the Run as the service answered it with --json', async () => {
