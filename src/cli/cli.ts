@@ -174,7 +174,7 @@ function help(target: readonly string[], io: Io): ExitCode {
 }
 
 export async function runCli(io: Io): Promise<number> {
-  if (io.argv[0] === 'help') return help(io.argv.slice(1), io);
+  if (io.argv[0] === 'help') return help(locate(io.argv.slice(1)).words, io);
   const { words, rest } = locate(io.argv);
   const wantsHelp = rest.includes('--help') || rest.includes('-h');
   const command = COMMANDS.find((c) => c.words.join(' ') === words.join(' '));
