@@ -204,14 +204,17 @@ export function eventSummary(data: Record<string, unknown> | undefined, max = 10
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** `seq  time  type  node_run_id  summary` (`-` for an event of the Run itself). */
+/**
+ * `seq  time  type  node_run_id  summary` (`-` for an event of the Run itself). The columns up to
+ * the type are aligned; ids vary in length and a followed stream cannot know the widest in advance.
+ */
 export function eventLine(event: RunEvent, style: Style): string {
   const summary = eventSummary(event.data);
   return [
     String(event.seq).padStart(4),
     style.dim(event.time),
     event.type.padEnd(23),
-    (event.node_run_id ?? '-').padEnd(12),
+    event.node_run_id ?? '-',
     summary,
   ]
     .join('  ')

@@ -34,10 +34,10 @@ describe('events', () => {
       code: 0,
       stderr: '',
       stdout: [
-        `   1  ${T0}  run_started              -             root_node_run_id=node_run_1`,
-        `   2  ${T0}  node_run_assigned        node_run_1    root=true`,
-        `   3  ${T0}  composite_decomposed     node_run_1    node_run_count=1 round=1`,
-        `   4  ${T0}  node_run_assigned        node_run_2    parent_node_run_id=node_run_1`,
+        `   1  ${T0}  run_started              -  root_node_run_id=node_run_1`,
+        `   2  ${T0}  node_run_assigned        node_run_1  root=true`,
+        `   3  ${T0}  composite_decomposed     node_run_1  node_run_count=1 round=1`,
+        `   4  ${T0}  node_run_assigned        node_run_2  parent_node_run_id=node_run_1`,
         '',
       ].join('\n'),
     });
