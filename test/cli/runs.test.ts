@@ -3,6 +3,9 @@
  * loopback port: exact stdout, stderr and exit codes, pretty and --json, the request file flow of
  * scripts/request.json, the service's errors and an unreachable service.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createChildren, type TestApp, useApp } from '../helpers/app.js';
 import { closedPortUrl } from '../helpers/executors.js';
@@ -105,6 +108,32 @@ describe('runs start', () => {
     const printed = JSON.parse(result.stdout) as { run: unknown; node_runs: { node_run_id: string }[] };
     expect(printed.run).toEqual((await t.request({ method: 'GET', url: '/v1/runs/run_1' })).json());
     expect(printed.node_runs.map((n) => n.node_run_id)).toEqual(['node_run_2', 'node_run_3']);
+  });
+
+  it("names the Run it started when the file's node_runs are refused", async () => {
+    const { t, url } = await served();
+    const dir = await mkdtemp(path.join(tmpdir(), 'arp-rc-runs-'));
+    const file = path.join(dir, 'request.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        run: { root_node_type_ref: { node_type_id: 'atomic.leaf', version: '1' }, input: {} },
+        node_runs: [{ node_type_ref: { node_type_id: 'atomic.child', version: '1' }, inputs: {} }],
+      }),
+    );
+    try {
+      const result = await arpRc(['runs', 'start', '--file', file, '--url', url]);
+      expect(result).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: expect.stringMatching(
+          /^arp-rc: Run run_1 was started, but the file's node_runs were not created:\narp-rc: parent_node_run_invalid: .* \(HTTP 409, request id [\w.:-]+\)\n/,
+        ),
+      });
+      expect((await t.request({ method: 'GET', url: '/v1/runs/run_1' })).statusCode).toBe(200);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports the service refusing the request (exit 1) with its code, message and request id', async () => {

@@ -140,11 +140,17 @@ Examples:
     let created: NodeRun[] = [];
     if (nodeRuns.length > 0) {
       const body = { run_id: run.run_id, parent_node_run_id: run.root_node_run_id, node_runs: nodeRuns };
-      const answer = await ctx.client.json<NodeRunsCreateResponse>('POST', '/v1/node-runs', {
-        body,
-        signal: ctx.signal,
-      });
-      created = answer.node_runs;
+      try {
+        const answer = await ctx.client.json<NodeRunsCreateResponse>('POST', '/v1/node-runs', {
+          body,
+          signal: ctx.signal,
+        });
+        created = answer.node_runs;
+      } catch (error) {
+        // The Run exists now; without its id the user could not clean it up.
+        ctx.err(`arp-rc: Run ${run.run_id} was started, but the file's node_runs were not created:`);
+        throw error;
+      }
     }
     const rootType = `${request.root_node_type_ref?.node_type_id}@${request.root_node_type_ref?.version}`;
     if (!ctx.json) {
