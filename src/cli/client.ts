@@ -19,13 +19,14 @@ export type Query = Record<string, string | number | boolean | undefined>;
 export const segment = (id: string): string => encodeURIComponent(id);
 
 export class RcClient {
-  readonly #base: string;
+  /** The service's base URL, without a trailing slash. */
+  readonly base: string;
   readonly #headers: Record<string, string>;
   readonly #agent: Agent;
   readonly #timeoutMs: number;
 
   constructor(options: ClientOptions) {
-    this.#base = parseBaseUrl(options.url);
+    this.base = parseBaseUrl(options.url);
     this.#headers = options.token ? { authorization: `Bearer ${options.token}` } : {};
     this.#timeoutMs = options.timeoutMs;
     this.#agent = new Agent({ connectTimeout: options.timeoutMs });
@@ -104,7 +105,7 @@ export class RcClient {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
     const search = params.toString();
-    return `${this.#base}${path}${search ? `?${search}` : ''}`;
+    return `${this.base}${path}${search ? `?${search}` : ''}`;
   }
 
   async #send(url: string, options: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>) {

@@ -77,6 +77,22 @@ describe('events', () => {
     ]);
   });
 
+  it('exits 3 when the service goes away before the Run ends, not 0', async () => {
+    const { t, url } = await served();
+    await startRun(t);
+    const cli = startCli(['events', 'run_1', '--follow', '--url', url]);
+    await cli.untilStdout((out) => lines(out).length === 2);
+    // Closing the app ends its open streams, as a shutdown does.
+    await t.close();
+    const result = await cli.done;
+    expect({ code: result.code, lines: lines(result.stdout).length }).toEqual({ code: 3, lines: 2 });
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^arp-rc: cannot reach ${url}/v1/runs/run_1/events: the stream ended before the Run did \\(.*\\)\\n$`,
+      ),
+    );
+  });
+
   it('stops a follow on Ctrl-C with exit 130 and nothing on stderr', async () => {
     const { t, url } = await served();
     await startRun(t);

@@ -1,8 +1,8 @@
 /** `arp-rc events RUN_ID`: a Run's RunEvents, as a snapshot or followed until the Run ends. */
-import type { RunEvent } from '../../gen/contract.js';
+import type { Run, RunEvent } from '../../gen/contract.js';
 import { segment } from '../client.js';
 import { type Command, type Context, str } from '../command.js';
-import { EXIT, UsageError } from '../errors.js';
+import { EXIT, ServiceError, UnreachableError, UsageError } from '../errors.js';
 import { eventLine } from '../render.js';
 
 /** `--after-seq N`: a whole number, 0 or more. */
@@ -14,29 +14,53 @@ export function parseSeq(text: string | undefined): number | undefined {
   return Number(text);
 }
 
-/**
- * Reads the Run's event stream and hands every line (and its parsed event) to `onLine`. Resolves
- * with the last seq seen when the service ends the stream, or when Ctrl-C aborts it.
- */
+/** Reads the Run's event stream and hands every line (and its parsed event) to `onLine`. */
 export async function readEvents(
   ctx: Context,
   runId: string,
   options: { follow: boolean; afterSeq: number | undefined },
   onLine: (line: string, event: RunEvent | undefined) => void,
-): Promise<number | undefined> {
-  let last = options.afterSeq;
+): Promise<void> {
   const query = { follow: options.follow ? true : undefined, after_seq: options.afterSeq };
   for await (const line of ctx.client.lines(`/v1/runs/${segment(runId)}/events`, query, ctx.signal)) {
     let event: RunEvent | undefined;
     try {
       event = JSON.parse(line) as RunEvent;
-      last = event.seq;
     } catch {
       event = undefined;
     }
     onLine(line, event);
   }
-  return last;
+}
+
+const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+
+/**
+ * Follows the Run's events until the service ends the stream, and returns the Run as it ended;
+ * undefined after Ctrl-C. The service also ends follow streams when it shuts down: a stream that
+ * ends while the Run has not is a lost connection, not the end of the Run.
+ */
+export async function followToEnd(
+  ctx: Context,
+  runId: string,
+  afterSeq: number | undefined,
+  onLine: (line: string, event: RunEvent | undefined) => void,
+): Promise<Run | undefined> {
+  await readEvents(ctx, runId, { follow: true, afterSeq }, onLine);
+  if (ctx.signal.aborted) return undefined;
+  const path = `/v1/runs/${segment(runId)}`;
+  const lost = (why: string) =>
+    new UnreachableError(`${ctx.client.base}${path}/events`, `the stream ended before the Run did (${why})`);
+  let run: Run;
+  try {
+    run = await ctx.client.json<Run>('GET', path, { signal: ctx.signal });
+  } catch (error) {
+    // A service that is shutting down answers 503 or no longer accepts connections.
+    if (error instanceof ServiceError || error instanceof UnreachableError) throw lost(error.message);
+    throw error;
+  }
+  if (!FINISHED.has(run.state)) throw lost(`the Run is ${run.state}`);
+  return run;
 }
 
 /** Prints a stream's lines: unchanged with --json, else one aligned line per event. */
@@ -54,7 +78,8 @@ export const eventsCommand: Command = {
   },
   help: `
 Options:
-  -f, --follow       keep streaming new events until the Run ends (Ctrl-C stops earlier)
+  -f, --follow       keep streaming new events until the Run ends (Ctrl-C stops earlier); a
+                     stream that ends before the Run does (the service stopped) is exit 3
   --after-seq N      start after event N (resume a stream)
   --json             the NDJSON lines exactly as the service sends them
 
@@ -68,7 +93,8 @@ Examples:
   async run(ctx) {
     const afterSeq = parseSeq(str(ctx.values, 'after-seq'));
     const [runId] = ctx.args;
-    await readEvents(ctx, runId!, { follow: ctx.values.follow === true, afterSeq }, printer(ctx));
+    if (ctx.values.follow === true) await followToEnd(ctx, runId!, afterSeq, printer(ctx));
+    else await readEvents(ctx, runId!, { follow: false, afterSeq }, printer(ctx));
     return ctx.signal.aborted ? EXIT.interrupted : EXIT.ok;
   },
 };

@@ -2,9 +2,9 @@
 import type { NodeRun, NodeRunsCreateResponse, Run, RunStartRequest } from '../../gen/contract.js';
 import { segment } from '../client.js';
 import { type Command, type Context, str } from '../command.js';
-import { EXIT, type ExitCode, UnreachableError, UsageError } from '../errors.js';
+import { EXIT, type ExitCode, UsageError } from '../errors.js';
 import { duration, runDetails } from '../render.js';
-import { printer, readEvents } from './events.js';
+import { followToEnd, printer } from './events.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -84,24 +84,6 @@ const FINAL_EXIT: Record<string, ExitCode> = {
   canceled: EXIT.runCanceled,
 };
 
-/** Follows the Run's events (printed unless --json) until the stream ends; the Run as it ended. */
-async function waitForEnd(ctx: Context, run: Run): Promise<Run> {
-  const print = printer(ctx);
-  await readEvents(ctx, run.run_id, { follow: true, afterSeq: undefined }, (line, event) => {
-    if (!ctx.json) print(line, event);
-  });
-  if (ctx.signal.aborted) return run;
-  const ended = await ctx.client.json<Run>('GET', `/v1/runs/${segment(run.run_id)}`, { signal: ctx.signal });
-  if (FINAL_EXIT[ended.state] === undefined) {
-    // The service ended the stream before the Run ended (it is shutting down, say).
-    throw new UnreachableError(
-      `/v1/runs/${run.run_id}/events`,
-      `the stream ended while the Run was ${ended.state}`,
-    );
-  }
-  return ended;
-}
-
 export const runsStartCommand: Command = {
   words: ['runs', 'start'],
   args: [],
@@ -165,10 +147,14 @@ Examples:
       }
     }
     const wait = ctx.values.wait === true;
+    const print = printer(ctx);
     if (wait) {
       if (!ctx.json) ctx.out('');
-      run = await waitForEnd(ctx, run);
-      if (ctx.signal.aborted) return EXIT.interrupted;
+      const ended = await followToEnd(ctx, run.run_id, undefined, (line, event) => {
+        if (!ctx.json) print(line, event);
+      });
+      if (!ended) return EXIT.interrupted;
+      run = ended;
     }
     if (ctx.json) {
       ctx.out(JSON.stringify(created.length > 0 ? { run, node_runs: created } : run));
