@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createChildren, type TestApp, useApp } from '../helpers/app.js';
-import { closedPortUrl } from '../helpers/executors.js';
+import { closedPortUrl, useFakes } from '../helpers/executors.js';
 import { arpRc, expectServiceError, serve } from './harness.js';
 
 const newApp = useApp();
@@ -275,6 +275,35 @@ describe('node-runs get', () => {
       "node_run_not_found: NodeRun 'nope' not found",
       404,
     );
+  });
+});
+
+describe("answers that are not the coordinator's", () => {
+  const fakes = useFakes();
+
+  it('reports a non-envelope error answer (a proxy page, say) by its status, exit 1', async () => {
+    const fake = await fakes.fake();
+    fake.on('GET', '/v1/runs/r', () => ({
+      status: 502,
+      text: 'Bad Gateway',
+      headers: { 'x-request-id': 'gw-7' },
+    }));
+    expect(await arpRc(['runs', 'get', 'r', '--url', fake.url])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'arp-rc: http_502: Bad Gateway (HTTP 502, request id gw-7)\n',
+    });
+  });
+
+  it('gives up on a service that never answers after --timeout, exit 3', async () => {
+    const fake = await fakes.fake();
+    fake.on('GET', '/v1/runs/r', () => ({ hang: true }));
+    const result = await arpRc(['runs', 'get', 'r', '--timeout', '0.2', '--url', fake.url]);
+    expect(result).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: `arp-rc: cannot reach ${fake.url}/v1/runs/r: UND_ERR_HEADERS_TIMEOUT: Headers Timeout Error\n`,
+    });
   });
 });
 
