@@ -84,6 +84,31 @@ const FINAL_EXIT: Record<string, ExitCode> = {
   canceled: EXIT.runCanceled,
 };
 
+/** Creates a request file's `node_runs` under the new Run's root NodeRun. */
+async function createUnderRoot(ctx: Context, run: Run, nodeRuns: unknown[]): Promise<NodeRun[]> {
+  const body = { run_id: run.run_id, parent_node_run_id: run.root_node_run_id, node_runs: nodeRuns };
+  try {
+    const answer = await ctx.client.json<NodeRunsCreateResponse>('POST', '/v1/node-runs', {
+      body,
+      signal: ctx.signal,
+    });
+    return answer.node_runs;
+  } catch (error) {
+    // The Run exists now; without its id the user could not clean it up.
+    ctx.err(`arp-rc: Run ${run.run_id} was started, but the file's node_runs were not created:`);
+    throw error;
+  }
+}
+
+function printStarted(ctx: Context, run: Run, rootType: string, created: readonly NodeRun[]): void {
+  ctx.out(runDetails(run, rootType, ctx.style));
+  if (created.length === 0) return;
+  ctx.out(`\nNodeRuns created under ${run.root_node_run_id}:`);
+  for (const n of created) {
+    ctx.out(`  ${n.node_run_id}  ${n.node_type_ref.node_type_id}@${n.node_type_ref.version}  ${n.state}`);
+  }
+}
+
 export const runsStartCommand: Command = {
   words: ['runs', 'start'],
   args: [],
@@ -119,33 +144,9 @@ Examples:
   async run(ctx) {
     const { request, nodeRuns } = await plan(ctx);
     let run = await ctx.client.json<Run>('POST', '/v1/runs', { body: request, signal: ctx.signal });
-    let created: NodeRun[] = [];
-    if (nodeRuns.length > 0) {
-      const body = { run_id: run.run_id, parent_node_run_id: run.root_node_run_id, node_runs: nodeRuns };
-      try {
-        const answer = await ctx.client.json<NodeRunsCreateResponse>('POST', '/v1/node-runs', {
-          body,
-          signal: ctx.signal,
-        });
-        created = answer.node_runs;
-      } catch (error) {
-        // The Run exists now; without its id the user could not clean it up.
-        ctx.err(`arp-rc: Run ${run.run_id} was started, but the file's node_runs were not created:`);
-        throw error;
-      }
-    }
+    const created = nodeRuns.length > 0 ? await createUnderRoot(ctx, run, nodeRuns) : [];
     const rootType = `${request.root_node_type_ref?.node_type_id}@${request.root_node_type_ref?.version}`;
-    if (!ctx.json) {
-      ctx.out(runDetails(run, rootType, ctx.style));
-      if (created.length > 0) {
-        ctx.out(`\nNodeRuns created under ${run.root_node_run_id}:`);
-        for (const n of created) {
-          ctx.out(
-            `  ${n.node_run_id}  ${n.node_type_ref.node_type_id}@${n.node_type_ref.version}  ${n.state}`,
-          );
-        }
-      }
-    }
+    if (!ctx.json) printStarted(ctx, run, rootType, created);
     const wait = ctx.values.wait === true;
     const print = printer(ctx);
     if (wait) {
