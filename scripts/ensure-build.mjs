@@ -1,10 +1,10 @@
-// `npm start` runs this first: build dist/ when it is missing or older than any source file.
+// `npm start` runs this first: build dist/ when it is missing or older than any source file, and
+// with --ui the Run inspector into dist/ui when it is missing or older than any file under ui/.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const output = join(root, 'dist/server.js');
 
 function newest(dir) {
   let latest = 0;
@@ -15,17 +15,25 @@ function newest(dir) {
   return latest;
 }
 
-const stale =
-  !existsSync(output) ||
-  Math.max(newest(join(root, 'src')), statSync(join(root, 'openapi/run-coordinator.yaml')).mtimeMs) >
-    statSync(output).mtimeMs;
-if (stale) {
-  console.error('building dist/ ...');
-  execFileSync(
-    process.execPath,
-    [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
-    {
-      stdio: 'inherit',
-    },
-  );
+/** Runs `args` with node (from the root) when `output` is missing or older than `sourceTime`. */
+function rebuild(what, output, sourceTime, args) {
+  if (existsSync(output) && sourceTime <= statSync(output).mtimeMs) return;
+  console.error(`building ${what} ...`);
+  execFileSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+}
+
+rebuild(
+  'dist/',
+  join(root, 'dist/server.js'),
+  Math.max(newest(join(root, 'src')), statSync(join(root, 'openapi/run-coordinator.yaml')).mtimeMs),
+  [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
+);
+if (process.argv.includes('--ui')) {
+  rebuild('dist/ui', join(root, 'dist/ui/index.html'), newest(join(root, 'ui')), [
+    join(root, 'node_modules/vite/bin/vite.js'),
+    'build',
+    'ui',
+    '--logLevel',
+    'warn',
+  ]);
 }
