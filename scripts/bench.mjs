@@ -2,8 +2,9 @@
 // memory held per NodeRun. See BENCHMARKS.md for the method and how to read the output.
 //
 //   npm run bench -- [--connections 50] [--duration 10] [--warmup 3] [--pair-rounds 3]
-//                    [--scenarios ceiling,get,get-auth,get-metrics-off,create1,create10,complete,cycle,lifecycle]
-//                    [--parents 1000] [--memory-nodes 100000] [--skip-memory]
+//                    [--scenarios ceiling,get,get-auth,get-metrics-off,events,start,create1,create10,complete,
+//                                 cycle,lifecycle,create-long]
+//                    [--parents 1000] [--long-duration 60] [--memory-nodes 100000] [--skip-memory]
 //                    [--store memory|postgres] [--instances 1,2] [--pg-cpus 0|none] [--pg-set k=v]
 //
 // The service runs on core 0 (`taskset -c 0`), the load generator on core 1 (`taskset -c 1`); every
@@ -11,6 +12,11 @@
 // RC_ATOMIC_EXECUTOR_URL, pointing at a trivial Atomic Executor on core 1; get-auth adds
 // ARP_AUTH_MODE=required against a loopback JWKS on core 1). Results are printed and written to
 // bench-results/latest.json (plus a dated copy). Exit code 1 when any request failed.
+//
+// With `ceiling` among the scenarios, GET and each of events, start, create1, create10 and complete is
+// measured in alternating rounds with a bare-Fastify ceiling of its own (scripts/bench/ceiling-server.mjs:
+// the same answer bytes, and for POSTs the same body parser and Ajv validation of the same contract
+// schema). create-long is a long create1 run with its throughput and slowest answer per second.
 //
 // `--store postgres` measures the durable store instead: a throwaway PostgreSQL server for the run
 // (scripts/bench/postgres.mjs), a fresh schema per scenario, each scenario with one service process
@@ -22,7 +28,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { createBody, JSON_HEADERS, realisticInputs, startRunBody } from './bench/common.mjs';
+import { COMPLETE_BODY, createBody, JSON_HEADERS, realisticInputs, startRunBody } from './bench/common.mjs';
 import { startBenchPostgres } from './bench/postgres.mjs';
 import { cpuSeconds, rssOf } from './bench/procfs.mjs';
 
@@ -38,14 +44,19 @@ const ALL_SCENARIOS = [
   'get',
   'get-auth',
   'get-metrics-off',
+  'events',
+  'start',
   'create1',
   'create10',
   'complete',
   'cycle',
   'lifecycle',
+  'create-long',
 ];
+/** Scenarios measured against a ceiling of their own when `ceiling` is among the scenarios. */
+const CEILINGED = ['events', 'start', 'create1', 'create10', 'complete'];
 /** What `--store postgres` can measure, and what it measures by default. */
-const DURABLE_SCENARIOS = ['get', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
+const DURABLE_SCENARIOS = ['get', 'events', 'start', 'create1', 'create10', 'complete', 'cycle', 'lifecycle'];
 const DURABLE_DEFAULT = ['get', 'create1', 'create10', 'complete', 'lifecycle'];
 /**
  * Where PostgreSQL runs unless --pg-cpus says otherwise: on the load generator's core, so that the
@@ -56,10 +67,12 @@ const USAGE = `usage: npm run bench -- [options]
   --connections N     concurrent connections (default 50)
   --duration S        measured seconds per scenario (default 10)
   --warmup S          unmeasured warm-up seconds per scenario (default 3)
-  --pair-rounds N     alternating rounds of get-auth, GET, get-metrics-off and the ceiling; the median-ratio round is
+  --pair-rounds N     alternating rounds of get-auth, GET, get-metrics-off and the ceiling, and of each
+                      scenario with a ceiling of its own and that ceiling; the median-ratio round is
                       reported (default 3)
   --scenarios LIST    comma-separated subset of ${ALL_SCENARIOS.join(',')} (default: all)
   --parents N         composite parents the create scenarios spread over (default 1000)
+  --long-duration S   measured seconds of create-long (default 60)
   --memory-nodes N    NodeRuns held for the memory probe (default 100000)
   --skip-memory       do not run the memory probe
   --store S           memory (default) or postgres: a throwaway PostgreSQL 15 server for the run, a
@@ -84,6 +97,7 @@ function parseArgs(argv) {
     warmup: 3,
     pairRounds: 3,
     parents: 1000,
+    longDuration: 60,
     memoryNodes: 100_000,
     skipMemory: false,
     store: 'memory',
@@ -114,6 +128,9 @@ function parseArgs(argv) {
         break;
       case '--parents':
         options.parents = Math.round(number('parents', value(), 1));
+        break;
+      case '--long-duration':
+        options.longDuration = number('long-duration', value(), 5);
         break;
       case '--memory-nodes':
         options.memoryNodes = Math.round(number('memory-nodes', value(), 1000));
@@ -601,6 +618,14 @@ const LABELS = {
   ceiling: 'ceiling: bare Fastify, same bytes',
   'get-memory': 'GET /v1/node-runs/{id}, memory store',
   get: 'GET /v1/node-runs/{id}',
+  events: 'GET /v1/runs/{id}/events (snapshot, 9 events)',
+  'ceiling-events': 'ceiling: bare Fastify, same NDJSON bytes',
+  start: 'POST /v1/runs',
+  'ceiling-start': 'ceiling: parse + validate RunStartRequest',
+  'ceiling-create1': 'ceiling: parse + validate NodeRunsCreateRequest (1)',
+  'ceiling-create10': 'ceiling: parse + validate NodeRunsCreateRequest (10)',
+  'ceiling-complete': 'ceiling: parse + validate NodeRunCompleteRequest',
+  'create-long': 'POST /v1/node-runs (1 spec), long run',
   'get-auth': 'GET /v1/node-runs/{id}, bearer JWT',
   'get-metrics-off': 'GET /v1/node-runs/{id}, RC_METRICS=false',
   create1: 'POST /v1/node-runs (1 spec)',
@@ -753,13 +778,7 @@ async function measurePair(common, want, announce, round = 1) {
     pair.getMetricsOff = await measureGetMetricsOff(common, announce);
   if (want.has('ceiling')) {
     pair.ceiling = await withServer(
-      () =>
-        startServer('ceiling', 'scripts/bench/ceiling-server.mjs', [
-          '--content-type',
-          sample.contentType,
-          '--body-base64',
-          sample.body.toString('base64'),
-        ]),
+      () => startCeiling('ceiling', { mode: 'get', status: 200, ...sample }),
       async (server) => {
         const res = await request(`${server.url}${sample.path}`);
         const body = Buffer.from(await res.body.arrayBuffer());
@@ -779,6 +798,167 @@ async function measurePair(common, want, announce, round = 1) {
   }
   return pair;
 }
+
+/**
+ * A ceiling server answering `sample` (status, content-type, body) on its route; for POSTs after the
+ * service's body parser and Ajv validation of `schema` on `path`.
+ */
+function startCeiling(label, { mode, status, contentType = '', body = Buffer.alloc(0), path, schema }) {
+  const bodyFile = join(logsDir, `${label}.answer`);
+  writeFileSync(bodyFile, body);
+  return startServer(label, 'scripts/bench/ceiling-server.mjs', [
+    '--mode',
+    mode,
+    '--status',
+    String(status),
+    '--content-type',
+    contentType,
+    '--body-file',
+    bodyFile,
+    ...(path ? ['--path', path, '--schema', schema] : []),
+  ]);
+}
+
+/** The POST scenarios with a ceiling: the contract's route and request schema, and the load. */
+const WRITES = {
+  start: { path: '/v1/runs', schema: 'RunStartRequest' },
+  create1: { path: '/v1/node-runs', schema: 'NodeRunsCreateRequest' },
+  create10: { path: '/v1/node-runs', schema: 'NodeRunsCreateRequest' },
+  complete: { path: '/v1/node-runs/{node_run_id}:complete', schema: 'NodeRunCompleteRequest' },
+};
+
+/** One request and its raw answer; throws unless the status is `expect`. */
+async function rawCall(server, method, path, body, expect = 200) {
+  const res = await request(`${server.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : JSON_HEADERS,
+    body,
+  });
+  const raw = Buffer.from(await res.body.arrayBuffer());
+  if (res.statusCode !== expect) throw new Error(`${method} ${path} -> ${res.statusCode}: ${raw}`);
+  return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body: raw };
+}
+
+/**
+ * What the service answers to one request of scenario `name` (its ceiling answers the same), and
+ * for events the path of a Run whose log holds 9 events: started, three children created (one call),
+ * two of them completed, an evaluation reported.
+ */
+async function sampleAnswer(server, name) {
+  const call = (method, path, body, expect) => rawCall(server, method, path, body, expect);
+  const json = (answer) => JSON.parse(answer.body.toString('utf8'));
+  if (name === 'start') return call('POST', '/v1/runs', startRunBody(realisticInputs(0)));
+  const run = json(await call('POST', '/v1/runs', startRunBody({ question: 'What changed this quarter?' })));
+  if (name === 'complete') {
+    const [child] = json(
+      await call('POST', '/v1/node-runs', createBody(run.run_id, run.root_node_run_id, 1, realisticInputs)),
+    ).node_runs;
+    return call('POST', `/v1/node-runs/${child.node_run_id}:complete`, COMPLETE_BODY, 204);
+  }
+  const specs = name === 'create10' ? 10 : name === 'create1' ? 1 : 3;
+  const created = await call('POST', '/v1/node-runs', createBody(run.run_id, run.root_node_run_id, specs));
+  if (name !== 'events') return created;
+  const children = json(created).node_runs;
+  for (const child of children.slice(0, 2))
+    await call('POST', `/v1/node-runs/${child.node_run_id}:complete`, COMPLETE_BODY, 204);
+  await call(
+    'POST',
+    `/v1/node-runs/${run.root_node_run_id}:evaluation`,
+    JSON.stringify({ evaluation_result: { status: 'success', reason_code: 'children_succeeded' } }),
+    204,
+  );
+  const path = `/v1/runs/${run.run_id}/events`;
+  const events = await call('GET', path);
+  const lines = events.body.toString('utf8').split('\n').filter(Boolean).length;
+  if (lines !== 9) throw new Error(`the events sample Run has ${lines} events, not 9`);
+  return { ...events, path, events: lines };
+}
+
+/** The load task of a scenario with a ceiling, for the service or (`ceiling`) for its ceiling. */
+function ceilingedTask(name, options, sample, ceiling) {
+  const completeRateGuess = 20_000;
+  if (name === 'events') return { kind: 'get', path: sample.path };
+  if (name === 'start') return { kind: 'start' };
+  if (name === 'complete') return { kind: 'complete', completeRateGuess, ceiling };
+  return { kind: 'create', specs: name === 'create10' ? 10 : 1, parents: options.parents, ceiling };
+}
+
+/** Environment of the service for a scenario: start makes a new live Run per request. */
+const scenarioEnv = (name) => (name === 'start' ? { RC_MAX_LIVE_RUNS: String(100_000_000) } : {});
+
+/**
+ * A scenario and its ceiling in alternating rounds (each on fresh processes), the round with the
+ * median ratio reported; server CPU per request for both.
+ */
+async function measureWithCeiling(common, options, name, announce) {
+  const rounds = [];
+  let sample;
+  for (let round = 1; round <= options.pairRounds; round++) {
+    if (options.pairRounds > 1)
+      console.error(`\n== ${name} and its ceiling: round ${round} of ${options.pairRounds}`);
+    const service = await withServices(name, { env: () => scenarioEnv(name) }, async (server) => {
+      sample ??= await sampleAnswer(server, name);
+      announce(name);
+      return runLoad(server, { ...common, name, ...ceilingedTask(name, options, sample, false) });
+    });
+    const write = WRITES[name];
+    const ceiling = await withServer(
+      () =>
+        startCeiling(`ceiling-${name}`, {
+          mode: write ? 'post' : 'stream',
+          ...sample,
+          ...(write ? { path: write.path, schema: write.schema } : {}),
+        }),
+      async (server) => {
+        // The ceiling must answer exactly what the service answered.
+        const probe =
+          name === 'events'
+            ? await rawCall(server, 'GET', sample.path)
+            : name === 'complete'
+              ? await rawCall(server, 'POST', '/v1/node-runs/node_run_probe:complete', COMPLETE_BODY, 204)
+              : undefined;
+        if (probe && (!probe.body.equals(sample.body) || probe.contentType !== sample.contentType)) {
+          throw new Error(`the ${name} ceiling does not answer the service's bytes and content-type`);
+        }
+        announce(`ceiling-${name}`);
+        return runLoad(server, {
+          ...common,
+          name: `ceiling-${name}`,
+          ...ceilingedTask(name, options, sample, true),
+        });
+      },
+    );
+    rounds.push({ service, ceiling });
+  }
+  const ratio = (round) => round.service.rps / round.ceiling.rps;
+  const median = medianBy(rounds, ratio);
+  const summary = rounds.map((round) => ({
+    rps: round.service.rps,
+    ceilingRps: round.ceiling.rps,
+    ratio: ratio(round),
+  }));
+  return {
+    [name]: {
+      ...median.service,
+      responseBytes: sample.body.length,
+      ...(sample.events ? { events: sample.events } : {}),
+      vsCeiling: {
+        ratio: ratio(median),
+        ceilingRps: median.ceiling.rps,
+        ceilingCpuUsPerRequest: cpuPerRequest(median.ceiling),
+        definition: `${name} req/s / its ceiling's req/s in the same round`,
+      },
+      rounds: summary,
+      ...(name === 'start'
+        ? { serviceConfig: 'defaults plus RC_MAX_LIVE_RUNS=100000000 (each request starts a Run)' }
+        : {}),
+    },
+    [`ceiling-${name}`]: { ...median.ceiling, responseBytes: sample.body.length, rounds: summary },
+  };
+}
+
+/** Server CPU time per request, µs (the share of a core over the requests per second). */
+const cpuPerRequest = (r) => (r.serverCpuPercent / 100 / r.rps) * 1e6;
 
 /** Results of a scenario run with `instances` service processes are kept under `name@instances`. */
 const keyOf = (name, instances) => (instances === 1 ? name : `${name}@${instances}`);
@@ -813,19 +993,36 @@ async function runScenarios(options) {
     // warm-up's rate. A durable store completes an order of magnitude fewer per second.
     complete: () => ({ kind: 'complete', completeRateGuess }),
     cycle: () => ({ kind: 'cycle' }),
+    start: () => ({ kind: 'start' }),
   };
-  for (const name of ['create1', 'create10', 'complete', 'cycle', 'lifecycle']) {
-    if (!want.has(name)) continue;
+  const withCeilings = benchStore.kind !== 'postgres' && want.has('ceiling');
+  for (const name of CEILINGED) {
+    if (withCeilings && want.has(name))
+      Object.assign(results, await measureWithCeiling(common, options, name, announce));
+  }
+  for (const name of ['events', 'start', 'create1', 'create10', 'complete', 'cycle', 'lifecycle']) {
+    if (!want.has(name) || (withCeilings && CEILINGED.includes(name))) continue;
     for (const instances of options.instances) {
       const key = keyOf(name, instances);
       announce(key);
       results[key] =
         name === 'lifecycle'
           ? await measureLifecycle(common, key, instances)
-          : await withServices(key, { instances }, (server) =>
-              runLoad(server, { ...common, name: key, ...tasks[name]() }),
-            );
+          : await withServices(key, { instances, env: () => scenarioEnv(name) }, async (server) => {
+              const sample = name === 'events' ? await sampleAnswer(server, 'events') : undefined;
+              const task = name === 'events' ? { kind: 'get', path: sample.path } : tasks[name]();
+              return runLoad(server, { ...common, name: key, ...task });
+            });
     }
+  }
+  if (want.has('create-long')) {
+    const long = { ...common, duration: options.longDuration };
+    console.error(
+      `\n-- ${LABELS['create-long']}: warm-up ${options.warmup}s + ${long.duration}s measured ...`,
+    );
+    results['create-long'] = await withServices('create-long', {}, (server) =>
+      runLoad(server, { ...long, name: 'create-long', ...tasks.create1(), timeline: true }),
+    );
   }
   return results;
 }
@@ -1025,6 +1222,7 @@ function runMemoryProbe(variant, count) {
 const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 const fmtMs = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 const fmtPct = (n) => (Number.isFinite(n) ? `${Math.round(n)}%` : '-');
+const fmtRatio = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
 function failuresOf(name, r) {
   const failures = [];
@@ -1123,6 +1321,20 @@ function notesOf(key, r) {
       );
     }
   }
+  if (r.vsCeiling && r.rounds?.length > 1) {
+    notes.push(
+      `ratio per round ${r.rounds.map((round) => round.ratio.toFixed(2)).join(', ')} (median shown)`,
+    );
+  }
+  if (r.timeline) {
+    const t = r.timeline;
+    notes.push(
+      `slowest second ${fmtInt(t.minPerSecond)} req (${t.minOverMedian.toFixed(2)}x the median second, ` +
+        `${fmtInt(t.medianPerSecond)}), at ${t.slowestSecond} s; slowest answer of any second ` +
+        `${fmtMs(Math.max(...t.maxLatencyMsPerSecond))} ms`,
+    );
+  }
+  if (r.events) notes.push(`${r.events} events`);
   if (r.responseBytes) notes.push(`${r.responseBytes} B body`);
   if (name === 'get' && r.rounds?.length > 1) {
     notes.push(
@@ -1148,23 +1360,42 @@ function notesOf(key, r) {
   return notes.join('; ');
 }
 
-/** Keys in scenario order (the memory store's GET just before the durable one), then by instances. */
+/**
+ * Keys in scenario order (the memory store's GET just before the durable one, each scenario's own
+ * ceiling just after it), then by instances.
+ */
 function rowOrder(results) {
-  const rank = (key) => (nameOf(key) === 'get-memory' ? 0.5 : ALL_SCENARIOS.indexOf(nameOf(key)) + 1);
+  const rank = (key) => {
+    const name = nameOf(key);
+    if (name === 'get-memory') return 0.5;
+    // A scenario's own ceiling right after it.
+    if (name.startsWith('ceiling-')) return ALL_SCENARIOS.indexOf(name.slice('ceiling-'.length)) + 1.5;
+    return ALL_SCENARIOS.indexOf(name) + 1;
+  };
   return Object.keys(results).sort((a, b) => rank(a) - rank(b) || instancesOf(a) - instancesOf(b));
 }
 
+/** A row's throughput over its ceiling's: GET's is the GET ceiling, the others' their own. */
+function ceilingRatio(key, r, results) {
+  if (r.vsCeiling) return r.vsCeiling.ratio;
+  if (nameOf(key) === 'get' && results.ceiling && !r.vsMemory) return r.rps / results.ceiling.rps;
+  return Number.NaN;
+}
+
 function printTable(results) {
-  const ceiling = results.ceiling?.rps;
+  const ceilinged = Object.entries(results).some(([key, r]) =>
+    Number.isFinite(ceilingRatio(key, r, results)),
+  );
   const durable = Object.values(results).some((r) => r.dbCpuPercent !== undefined);
   const columns = [
     ['scenario', (key) => labelOf(key)],
     ['req/s', (_, r) => fmtInt(r.rps)],
     ['p50 ms', (_, r) => fmtMs(r.latencyMs.p50)],
     ['p99 ms', (_, r) => fmtMs(r.latencyMs.p99)],
-    ...(ceiling ? [['x ceiling', (_, r) => (r.rps / ceiling).toFixed(2)]] : []),
+    ...(ceilinged ? [['x ceiling', (key, r) => fmtRatio(ceilingRatio(key, r, results))]] : []),
     ['non-2xx', (_, r) => String(r.non2xx + r.errors + r.timeouts)],
     [durable ? 'svc CPU' : 'srv CPU', (_, r) => fmtPct(r.serverCpuPercent)],
+    ['CPU us/req', (_, r) => fmtInt(cpuPerRequest(r))],
     ...(durable ? [['db CPU', (_, r) => fmtPct(r.dbCpuPercent)]] : []),
     ['load CPU', (_, r) => fmtPct(r.clientCpuPercent)],
     ['notes', (key, r) => notesOf(key, r)],
@@ -1237,9 +1468,38 @@ function targetsOf(results, options) {
   if (get && ceiling) {
     const ratio = get.rps / ceiling.rps;
     targets.push({
-      target: 'GET NodeRun >= 0.8x ceiling',
+      target: 'GET NodeRun >= 0.9x ceiling',
       measured: `${ratio.toFixed(2)}x`,
-      pass: ratio >= 0.8,
+      pass: ratio >= 0.9,
+    });
+  }
+  for (const [name, least] of [
+    ['start', 0.6],
+    ['create1', 0.6],
+    ['create10', 0.6],
+    ['events', 0.7],
+  ]) {
+    const r = results[name];
+    if (!r?.vsCeiling) continue;
+    targets.push({
+      target: `${LABELS[name]} >= ${least}x its ceiling`,
+      measured: `${r.vsCeiling.ratio.toFixed(2)}x (same round; ${fmtInt(cpuPerRequest(r))} vs ${fmtInt(r.vsCeiling.ceilingCpuUsPerRequest)} us CPU/req)`,
+      pass: r.vsCeiling.ratio >= least,
+    });
+  }
+  if (results.lifecycle) {
+    targets.push({
+      target: 'atomic lifecycle >= 4,000 Runs/s',
+      measured: `${fmtInt(results.lifecycle.completedNodeRunsPerSecond)} Runs/s`,
+      pass: results.lifecycle.completedNodeRunsPerSecond >= 4000,
+    });
+  }
+  const long = results['create-long']?.timeline;
+  if (long) {
+    targets.push({
+      target: `no second of the ${long.perSecond.length} s create run below half the median second`,
+      measured: `slowest ${long.minOverMedian.toFixed(2)}x the median`,
+      pass: long.minOverMedian >= 0.5,
     });
   }
   if (get) {
@@ -1398,7 +1658,8 @@ async function measureAndReport(options) {
     durable
       ? '\nsvc CPU = the service processes, db CPU = all PostgreSQL processes, each as a share of one core during the ' +
           'measured window; together the server side. Latency percentiles from 10 us buckets.'
-      : '\nratio = req/s / ceiling req/s; latency percentiles from 10 us buckets; CPU = share of one core during the measured window.',
+      : '\nx ceiling = req/s / the ceiling req/s of the same round; latency percentiles from 10 us buckets; CPU = share of one ' +
+          'core during the measured window; CPU us/req = server CPU time per request.',
   );
   if (results['get-auth']?.vsGet) {
     console.log("get-auth: 'x auth off' = its req/s / get's req/s in the same round (notes).");

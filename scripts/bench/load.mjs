@@ -58,6 +58,42 @@ function cannonStats(result) {
   };
 }
 
+/**
+ * Responses per second of the measured run, and the slowest of each second (by when it ended), so
+ * that pauses show: a second in which the service stalled answers few requests, slowly.
+ */
+class Timeline {
+  constructor() {
+    this.t0 = performance.now();
+    this.counts = [];
+    this.maxMs = [];
+  }
+
+  record(ms) {
+    const second = Math.floor((performance.now() - this.t0) / 1000);
+    this.counts[second] = (this.counts[second] ?? 0) + 1;
+    this.maxMs[second] = Math.max(this.maxMs[second] ?? 0, ms);
+  }
+
+  /** Whole seconds only: the last, partial one (autocannon's wind-down) is left out. */
+  summary(seconds) {
+    const whole = Math.floor(seconds);
+    const counts = Array.from({ length: whole }, (_, i) => this.counts[i] ?? 0);
+    const maxMs = Array.from({ length: whole }, (_, i) => Math.round((this.maxMs[i] ?? 0) * 10) / 10);
+    const sorted = [...counts].sort((a, b) => a - b);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+    const min = sorted[0] ?? 0;
+    return {
+      perSecond: counts,
+      maxLatencyMsPerSecond: maxMs,
+      medianPerSecond: median,
+      minPerSecond: min,
+      slowestSecond: counts.indexOf(min),
+      minOverMedian: median > 0 ? min / median : 0,
+    };
+  }
+}
+
 /** Warm-up (discarded) then the measured autocannon run with the same request factory. */
 async function measureCannon(task, requests, afterWarmup) {
   // autocannon gives connection i to urls[i % urls.length].
@@ -69,13 +105,23 @@ async function measureCannon(task, requests, afterWarmup) {
   await phase('measure-start');
   const cpu = process.cpuUsage();
   const t0 = performance.now();
-  const result = await cannon({ ...base, duration: task.duration, requests: requests() }, histogram);
+  const timeline = task.timeline ? new Timeline() : undefined;
+  const recorder = timeline
+    ? {
+        record: (ms) => {
+          histogram.record(ms);
+          timeline.record(ms);
+        },
+      }
+    : histogram;
+  const result = await cannon({ ...base, duration: task.duration, requests: requests() }, recorder);
   const wallMs = performance.now() - t0;
   const used = process.cpuUsage(cpu);
   await phase('measure-end');
   return {
     ...cannonStats(result),
     latencyMs: histogram.summary(),
+    ...(timeline ? { timeline: timeline.summary(task.duration) } : {}),
     clientCpuPercent: ((used.user + used.system) / 1000 / wallMs) * 100,
     warmup: { requests: warmStats.requests, rps: warmStats.rps, non2xx: warmStats.non2xx + warmStats.errors },
   };
@@ -85,11 +131,22 @@ async function getScenario(task) {
   return measureCannon(task, () => [{ method: 'GET', path: task.path, onResponse: noteResponse }]);
 }
 
-/** POST /v1/node-runs with `specs` specs per request, round-robin over many Runs (root = parent). */
+/**
+ * POST /v1/node-runs with `specs` specs per request, round-robin over many Runs (root = parent). For
+ * a ceiling (`task.ceiling`), the same bodies naming Runs that need not exist.
+ */
 async function createScenario(task) {
-  const client = new SetupClient(task.url, 8);
-  const runs = await parallel(task.parents, 8, (i) => client.startRun({ parent: i }));
-  await client.close();
+  let runs;
+  if (task.ceiling) {
+    runs = Array.from({ length: task.parents }, (_, i) => ({
+      run_id: `run_ceiling_${i}`,
+      root_node_run_id: `node_run_ceiling_${i}`,
+    }));
+  } else {
+    const client = new SetupClient(task.url, 8);
+    runs = await parallel(task.parents, 8, (i) => client.startRun({ parent: i }));
+    await client.close();
+  }
   const bodies = runs.map((run, i) =>
     Buffer.from(createBody(run.run_id, run.root_node_run_id, task.specs, realisticInputs, i * task.specs)),
   );
@@ -138,8 +195,47 @@ async function queuedPool(url, count, label) {
   return { ids, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** POST /v1/runs, each with its own (realistic) input: every request starts a new Run. */
+async function startScenario(task) {
+  const bodies = Array.from({ length: 1000 }, (_, i) => Buffer.from(startRunBody(realisticInputs(i))));
+  let next = 0;
+  const requests = () => [
+    {
+      method: 'POST',
+      path: '/v1/runs',
+      headers: JSON_HEADERS,
+      setupRequest: (request) => {
+        request.body = bodies[next++ % bodies.length];
+        return request;
+      },
+      onResponse: noteResponse,
+    },
+  ];
+  return measureCannon(task, requests);
+}
+
+/** The ceiling of the complete scenario: the same requests, on NodeRun ids that need not exist. */
+async function completeCeilingScenario(task) {
+  let next = 0;
+  const requests = () => [
+    {
+      method: 'POST',
+      path: '/',
+      headers: JSON_HEADERS,
+      body: COMPLETE_BODY,
+      setupRequest: (request) => {
+        request.path = `/v1/node-runs/node_run_${(next++).toString(16).padStart(32, '0')}:complete`;
+        return request;
+      },
+      onResponse: noteResponse,
+    },
+  ];
+  return measureCannon(task, requests);
+}
+
 /** POST /v1/node-runs/{id}:complete, each request on a different queued NodeRun. */
 async function completeScenario(task) {
+  if (task.ceiling) return completeCeilingScenario(task);
   const warmPool = await queuedPool(task.url, Math.ceil(task.completeRateGuess * task.warmup), 'warmup');
   let pool = warmPool.ids;
   let cursor = 0;
@@ -473,6 +569,7 @@ async function lifecycleScenario(task) {
 const scenarios = {
   get: getScenario,
   create: createScenario,
+  start: startScenario,
   complete: completeScenario,
   cycle: cycleScenario,
   lifecycle: lifecycleScenario,
