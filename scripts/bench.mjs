@@ -897,7 +897,8 @@ async function measureWithCeiling(common, options, name, announce) {
     if (options.pairRounds > 1)
       console.error(`\n== ${name} and its ceiling: round ${round} of ${options.pairRounds}`);
     const service = await withServices(name, { env: () => scenarioEnv(name) }, async (server) => {
-      sample ??= await sampleAnswer(server, name);
+      // Each round's service is a fresh process: its own sample (the events Run lives in it).
+      sample = await sampleAnswer(server, name);
       announce(name);
       return runLoad(server, { ...common, name, ...ceilingedTask(name, options, sample, false) });
     });

@@ -6,8 +6,10 @@
 import { ArpError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { type FeedLimits, RunFeed } from './feed.js';
+import { MAX_EVENTS_PER_READ } from './lines.js';
 import { FANOUT_SLICE, SliceScheduler } from './scheduler.js';
 import { EventStream, type StreamOptions } from './stream.js';
+import { SubtreeFilter } from './subtree.js';
 
 export interface StreamLimits {
   /** Open follow streams in the whole process. */
@@ -53,6 +55,30 @@ export class EventStreams {
       stepBytes: STREAM_BYTES.step,
       onEnd: feed ? () => this.#release(feed) : () => {},
     });
+  }
+
+  /**
+   * A snapshot (not a follow stream) that one store read holds whole, within the read's byte
+   * bound: its NDJSON body, answered in one piece. Undefined when it takes more than one read, or
+   * a NodeRun stream meets a NodeRun whose place in the tree needs the store: then it streams.
+   */
+  async snapshot(options: StreamOptions): Promise<string | undefined> {
+    if (options.follow) return undefined;
+    const page = await this.#store.events(options.runId, options.afterSeq, MAX_EVENTS_PER_READ);
+    // A Run no longer held has no events to give (the stream would end at once).
+    if (!page) return '';
+    const last = page.events.at(-1)?.seq ?? options.afterSeq;
+    if (last < page.lastSeq) return undefined;
+    const filter = options.subtreeOf === undefined ? undefined : new SubtreeFilter(options.subtreeOf);
+    let body = '';
+    for (const event of page.events) {
+      const verdict = filter ? filter.verdict(event) : true;
+      if (verdict === undefined) return undefined;
+      if (!verdict) continue;
+      body += `${event.line}\n`;
+      if (body.length > STREAM_BYTES.read) return undefined;
+    }
+    return body;
   }
 
   /** Open follow streams, Runs with at least one, and the bytes of lines their feeds hold. */

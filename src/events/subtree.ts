@@ -15,7 +15,7 @@ export class SubtreeFilter {
   }
 
   /** True or false when known without the store; undefined when `resolve` must be awaited first. */
-  verdict(line: EventLine): boolean | undefined {
+  verdict(line: Pick<EventLine, 'nodeRunId' | 'parentId'>): boolean | undefined {
     const id = line.nodeRunId;
     if (id === undefined) return false;
     const known = this.#known.get(id);

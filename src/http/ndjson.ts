@@ -60,9 +60,13 @@ export class StreamRegistry {
   }
 }
 
+const NDJSON = 'application/x-ndjson; charset=utf-8';
+
 /**
  * Answers with the stream: a retryable 503 envelope when a follow stream would exceed a cap
- * (thrown before anything is written), else 200 NDJSON until the stream is complete.
+ * (thrown before anything is written), else 200 NDJSON until the stream is complete. A snapshot
+ * that one read of the log holds is answered as one body, with its length: one write to the socket
+ * instead of headers, lines and the chunked ending apart.
  */
 export async function sendEventStream(
   reply: FastifyReply,
@@ -70,12 +74,17 @@ export async function sendEventStream(
   registry: StreamRegistry,
   options: StreamOptions,
 ): Promise<void> {
+  const whole = await streams.snapshot(options);
+  if (whole !== undefined) {
+    await reply.type(NDJSON).header('cache-control', 'no-cache').send(whole);
+    return;
+  }
   const stream = streams.open(options);
   const raw = reply.raw;
   try {
     reply.hijack();
     raw.writeHead(200, {
-      'content-type': 'application/x-ndjson; charset=utf-8',
+      'content-type': NDJSON,
       'cache-control': 'no-cache',
       'x-request-id': String(reply.request.id),
       ...(options.follow ? { 'x-accel-buffering': 'no' } : {}),
