@@ -22,11 +22,21 @@ function canonical(value: unknown, depth: number): string {
       },
     );
   }
-  if (Array.isArray(value)) return `[${value.map((item) => canonical(item, depth + 1)).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += `${i > 0 ? ',' : ''}${canonical(value[i], depth + 1)}`;
+    return `${out}]`;
+  }
   const record = value as Record<string, unknown>;
-  const entries = Object.keys(record)
-    .filter((key) => record[key] !== undefined)
-    .sort()
-    .map((key) => `${JSON.stringify(key)}:${canonical(record[key], depth + 1)}`);
-  return `{${entries.join(',')}}`;
+  // Object.keys' array is this call's own: sorted in place, and built into the string directly.
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const item = record[key];
+    if (item === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${canonical(item, depth + 1)}`;
+    first = false;
+  }
+  return `${out}}`;
 }

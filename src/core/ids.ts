@@ -1,5 +1,5 @@
 /** Identifier rules: what we generate, and what we accept from clients. */
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { ArpError } from '../errors.js';
 
 export interface IdGenerator {
@@ -7,10 +7,23 @@ export interface IdGenerator {
   nodeRunId(): string;
 }
 
+/** 128 random bits as 32 hex digits, cut from a pool filled 256 ids at a time. */
+const POOL_IDS = 256;
+const pool = Buffer.alloc(16 * POOL_IDS);
+let pooled = POOL_IDS;
+function randomHex(): string {
+  if (pooled === POOL_IDS) {
+    randomFillSync(pool);
+    pooled = 0;
+  }
+  const start = 16 * pooled++;
+  return pool.toString('hex', start, start + 16);
+}
+
 /** `run_<32 hex>` and `node_run_<32 hex>`: URL-safe and free of `:`, like the reference services. */
 export const randomIds: IdGenerator = {
-  runId: () => `run_${randomUUID().replaceAll('-', '')}`,
-  nodeRunId: () => `node_run_${randomUUID().replaceAll('-', '')}`,
+  runId: () => `run_${randomHex()}`,
+  nodeRunId: () => `node_run_${randomHex()}`,
 };
 
 /** Longest client id, in UTF-16 code units (JavaScript string length). */

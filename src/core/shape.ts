@@ -1,14 +1,27 @@
 /** Helpers that keep wire objects free of absent fields: an absent value is omitted, never null. */
 
-/** Returns `base` with `extensions` set only when there is at least one key. */
+/**
+ * Returns `base` with the defined entries of `extensions` set only when there is at least one. The
+ * entries are copied rather than deleted from `extensions`: deleting a key turns an object into a
+ * slow dictionary that every later read and serialisation of the wire object pays for.
+ */
 export function withExtensions<T extends object>(base: T, extensions: Record<string, unknown>): T {
-  for (const key of Object.keys(extensions)) if (extensions[key] === undefined) delete extensions[key];
-  return Object.keys(extensions).length > 0 ? { ...base, extensions } : base;
+  let kept: Record<string, unknown> | undefined;
+  for (const key in extensions) {
+    const value = extensions[key];
+    if (value === undefined) continue;
+    kept ??= {};
+    kept[key] = value;
+  }
+  return kept ? { ...base, extensions: kept } : base;
 }
 
 /** Copies the defined entries of `values` onto a new object. */
 export function defined<T extends Record<string, unknown>>(values: T): Partial<T> {
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(values)) if (values[key] !== undefined) out[key] = values[key];
+  for (const key in values) {
+    const value = values[key];
+    if (value !== undefined) out[key] = value;
+  }
   return out as Partial<T>;
 }

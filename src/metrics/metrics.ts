@@ -45,7 +45,7 @@ export class Metrics {
   readonly #dispatchLatency: Histogram;
   readonly #callDuration: Histogram<'service' | 'operation' | 'outcome'>;
   readonly #tokenDuration: Histogram<'outcome'>;
-  readonly #commitDuration: Histogram<'store'>;
+  readonly #commitDuration: FastHistogram;
   readonly #commitConflicts: Counter<'code'>;
   #sources: ScrapeSources = {};
 
@@ -114,12 +114,13 @@ export class Metrics {
       buckets: CALL_BUCKETS,
       registers,
     });
-    this.#commitDuration = new Histogram({
+    // Observed on every commit: the hot path's histogram.
+    this.#commitDuration = new FastHistogram({
       name: 'arp_rc_store_commit_duration_seconds',
       help: 'Duration of a store commit (memory: one decision; postgres: one transaction, possibly a batch of decisions).',
       labelNames: ['store'],
       buckets: COMMIT_BUCKETS,
-      registers,
+      registry: this.registry,
     });
     this.#commitConflicts = new Counter({
       name: 'arp_rc_store_commit_conflicts_total',
