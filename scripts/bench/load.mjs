@@ -131,6 +131,23 @@ async function getScenario(task) {
   return measureCannon(task, () => [{ method: 'GET', path: task.path, onResponse: noteResponse }]);
 }
 
+/** An autocannon request factory: POSTs to `path`, the bodies in turn. */
+function rotatingPosts(path, bodies) {
+  let next = 0;
+  return () => [
+    {
+      method: 'POST',
+      path,
+      headers: JSON_HEADERS,
+      setupRequest: (request) => {
+        request.body = bodies[next++ % bodies.length];
+        return request;
+      },
+      onResponse: noteResponse,
+    },
+  ];
+}
+
 /**
  * POST /v1/node-runs with `specs` specs per request, round-robin over many Runs (root = parent). For
  * a ceiling (`task.ceiling`), the same bodies naming Runs that need not exist.
@@ -150,20 +167,7 @@ async function createScenario(task) {
   const bodies = runs.map((run, i) =>
     Buffer.from(createBody(run.run_id, run.root_node_run_id, task.specs, realisticInputs, i * task.specs)),
   );
-  let next = 0;
-  const requests = () => [
-    {
-      method: 'POST',
-      path: '/v1/node-runs',
-      headers: JSON_HEADERS,
-      setupRequest: (request) => {
-        request.body = bodies[next++ % bodies.length];
-        return request;
-      },
-      onResponse: noteResponse,
-    },
-  ];
-  const result = await measureCannon(task, requests);
+  const result = await measureCannon(task, rotatingPosts('/v1/node-runs', bodies));
   const created = (result.statusCodes['200'] ?? 0) * task.specs;
   return {
     ...result,
@@ -198,20 +202,7 @@ async function queuedPool(url, count, label) {
 /** POST /v1/runs, each with its own (realistic) input: every request starts a new Run. */
 async function startScenario(task) {
   const bodies = Array.from({ length: 1000 }, (_, i) => Buffer.from(startRunBody(realisticInputs(i))));
-  let next = 0;
-  const requests = () => [
-    {
-      method: 'POST',
-      path: '/v1/runs',
-      headers: JSON_HEADERS,
-      setupRequest: (request) => {
-        request.body = bodies[next++ % bodies.length];
-        return request;
-      },
-      onResponse: noteResponse,
-    },
-  ];
-  return measureCannon(task, requests);
+  return measureCannon(task, rotatingPosts('/v1/runs', bodies));
 }
 
 /** The ceiling of the complete scenario: the same requests, on NodeRun ids that need not exist. */
