@@ -6,11 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Contract } from '../contract/contract.js';
-import { PROBE_ROUTES } from '../health/probes.js';
 import { installJsonBodyParser } from '../http/json-body.js';
-import { METRICS_PATH } from '../metrics/plugin.js';
-import { LISTING_DOCUMENT_PATH } from './docs.js';
-import { UI_PREFIX } from './ui.js';
 
 export interface ContractViolation {
   readonly method: string;
@@ -54,18 +50,9 @@ function installContractCheck(
     const status = reply.statusCode;
     const fail = (problem: string) => report({ method: request.method, url: request.url, status, problem });
     const operation = operations.get(request.routeOptions.config.operationId ?? '');
-    const path = request.url.split('?')[0] ?? '';
-    if (
-      request.url.startsWith('/docs') ||
-      path === '/openapi.json' ||
-      path === LISTING_DOCUMENT_PATH ||
-      path === METRICS_PATH ||
-      PROBE_ROUTES.has(path) ||
-      path === UI_PREFIX ||
-      path.startsWith(`${UI_PREFIX}/`)
-    ) {
-      return payload;
-    }
+    // Routes outside both documents (probes, metrics, the documents, the explorer, the inspector's
+    // files) answer what they answer; a request no route takes must still get an ErrorEnvelope.
+    if (operation === undefined && !request.is404) return payload;
     let schema: string | undefined;
     if (status >= 400) schema = 'ErrorEnvelope';
     else if (operation && status === operation.success.status) {
