@@ -108,6 +108,12 @@ export class ArpError extends Error {
   }
 }
 
+/** 400 for a query parameter, named in the message and in `details.errors`. */
+export const invalidQuery = (name: string, message: string) =>
+  new ArpError('invalid_request', `Query parameter ${name} ${message}`, {
+    details: { errors: [{ path: `querystring/${name}`, message }] },
+  });
+
 export const runNotFound = (runId: string) => new ArpError('run_not_found', `Run '${runId}' not found`);
 export const nodeRunNotFound = (nodeRunId: string) =>
   new ArpError('node_run_not_found', `NodeRun '${nodeRunId}' not found`);

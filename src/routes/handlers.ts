@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { isTerminal, type RunRecord } from '../core/model.js';
-import { ArpError, nodeRunNotFound, runNotFound } from '../errors.js';
+import { invalidQuery, nodeRunNotFound, runNotFound } from '../errors.js';
 import type { EventStreams } from '../events/streams.js';
 import type {
   Health,
@@ -23,7 +23,7 @@ import { parseTraceparent } from '../tracing/w3c.js';
 
 export type OperationId = keyof operations;
 
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 export interface HandlerContext {
   readonly coordinator: Coordinator;
@@ -53,22 +53,18 @@ function idParam(request: FastifyRequest, name: string, ctx: HandlerContext): st
 
 function streamQuery(request: FastifyRequest): { follow: boolean; afterSeq: number } {
   const query = request.query as Record<string, string | string[] | undefined>;
-  const bad = (name: string, message: string) =>
-    new ArpError('invalid_request', `Query parameter ${name} ${message}`, {
-      details: { errors: [{ path: `querystring/${name}`, message }] },
-    });
   const single = (name: string) => {
     const value = query[name];
-    if (Array.isArray(value)) throw bad(name, 'must be given once');
+    if (Array.isArray(value)) throw invalidQuery(name, 'must be given once');
     return value;
   };
   const followText = single('follow');
   if (followText !== undefined && followText !== 'true' && followText !== 'false') {
-    throw bad('follow', 'must be true or false');
+    throw invalidQuery('follow', 'must be true or false');
   }
   const afterText = single('after_seq');
   if (afterText !== undefined && !/^\d{1,15}$/.test(afterText))
-    throw bad('after_seq', 'must be an integer from 0 to 999999999999999 (at most 15 digits)');
+    throw invalidQuery('after_seq', 'must be an integer from 0 to 999999999999999 (at most 15 digits)');
   return { follow: followText === 'true', afterSeq: afterText === undefined ? 0 : Number(afterText) };
 }
 

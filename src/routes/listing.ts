@@ -6,13 +6,12 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RUN_STATES, type RunState } from '../core/model.js';
-import { ArpError, runNotFound } from '../errors.js';
+import { invalidQuery, runNotFound } from '../errors.js';
 import type { RunFilter, RunPosition, Store } from '../store/store.js';
-import type { Handler } from './handlers.js';
+import { type Handler, JSON_CONTENT_TYPE } from './handlers.js';
 
 export type ListingOperationId = 'list_runs' | 'count_runs' | 'list_node_runs';
 
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 const RUN_PAGE = { fallback: 50, max: 200 };
 const NODE_RUN_PAGE = { fallback: 500, max: 1_000 };
 const FILTERS = ['root_node_type_id', 'tenant_id', 'started_after', 'started_before'];
@@ -21,17 +20,12 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2
 
 type Query = Record<string, string | string[] | undefined>;
 
-const bad = (name: string, message: string) =>
-  new ArpError('invalid_request', `Query parameter ${name} ${message}`, {
-    details: { errors: [{ path: `querystring/${name}`, message }] },
-  });
-
 /** The query's parameters, each given at most once, none beyond `allowed`. */
 function readQuery(request: FastifyRequest, allowed: readonly string[]): Map<string, string> {
   const values = new Map<string, string>();
   for (const [name, value] of Object.entries(request.query as Query)) {
-    if (!allowed.includes(name)) throw bad(name, `is not known here (known: ${allowed.join(', ')})`);
-    if (Array.isArray(value)) throw bad(name, 'must be given once');
+    if (!allowed.includes(name)) throw invalidQuery(name, `is not known here (known: ${allowed.join(', ')})`);
+    if (Array.isArray(value)) throw invalidQuery(name, 'must be given once');
     if (value !== undefined) values.set(name, value);
   }
   return values;
@@ -42,14 +36,14 @@ function filterOf(query: Map<string, string>): RunFilter {
     const text = query.get(name);
     if (text === undefined) return undefined;
     const ms = Date.parse(text);
-    if (!DATE_TIME.test(text) || Number.isNaN(ms)) throw bad(name, 'must be an RFC 3339 date-time');
+    if (!DATE_TIME.test(text) || Number.isNaN(ms)) throw invalidQuery(name, 'must be an RFC 3339 date-time');
     return ms;
   };
   const text = (name: string) => {
     const value = query.get(name);
-    if (value === '') throw bad(name, 'must not be empty');
+    if (value === '') throw invalidQuery(name, 'must not be empty');
     // No Run holds U+0000 (request bodies with it are refused), and PostgreSQL text cannot.
-    if (value?.includes('\u0000')) throw bad(name, 'must not contain U+0000 (NUL)');
+    if (value?.includes('\u0000')) throw invalidQuery(name, 'must not contain U+0000 (NUL)');
     return value;
   };
   const stateText = query.get('state');
@@ -57,7 +51,7 @@ function filterOf(query: Map<string, string>): RunFilter {
   if (stateText !== undefined) {
     states = stateText.split(',').map((state) => {
       if (!RUN_STATES.includes(state as RunState))
-        throw bad('state', `must be a comma-separated list of ${RUN_STATES.join(', ')}`);
+        throw invalidQuery('state', `must be a comma-separated list of ${RUN_STATES.join(', ')}`);
       return state as RunState;
     });
   }
@@ -74,7 +68,7 @@ function limitOf(query: Map<string, string>, page: { fallback: number; max: numb
   const text = query.get('limit');
   if (text === undefined) return page.fallback;
   if (!/^\d{1,4}$/.test(text) || Number(text) < 1 || Number(text) > page.max)
-    throw bad('limit', `must be an integer from 1 to ${page.max}`);
+    throw invalidQuery('limit', `must be an integer from 1 to ${page.max}`);
   return Number(text);
 }
 
@@ -90,7 +84,7 @@ function decodeCursor<T>(query: Map<string, string>, valid: (value: unknown) => 
     value = undefined;
   }
   if (!valid(value))
-    throw bad('cursor', 'is not a cursor this service gave out (pass next_cursor unchanged)');
+    throw invalidQuery('cursor', 'is not a cursor this service gave out (pass next_cursor unchanged)');
   return value;
 }
 
