@@ -119,12 +119,12 @@ function conditions(filter: RunFilter, after: RunPosition | undefined) {
   const clauses: string[] = [];
   const values: unknown[] = [];
   let key = '';
-  const add = (flag: string, clause: (parameter: string) => string, ...given: unknown[]) => {
+  const add = (flag: string, clause: (...parameters: string[]) => string, ...given: unknown[]) => {
     const parameters = given.map((value) => {
       values.push(value);
       return `$${values.length}`;
     });
-    clauses.push(clause(parameters[0]!).replace('$next', parameters[1] ?? ''));
+    clauses.push(clause(...parameters));
     key += flag;
   };
   if (filter.states) add('s', (p) => `state = ANY(${p}::text[])`, filter.states);
@@ -137,7 +137,7 @@ function conditions(filter: RunFilter, after: RunPosition | undefined) {
   if (after) {
     add(
       'a',
-      (p) => `(started_at, run_id ${C}) < (${p}::timestamptz, $next ${C})`,
+      (time, id) => `(started_at, run_id ${C}) < (${time}::timestamptz, ${id} ${C})`,
       new Date(after.startedAt).toISOString(),
       after.runId,
     );
