@@ -205,23 +205,30 @@ async function startScenario(task) {
   return measureCannon(task, rotatingPosts('/v1/runs', bodies));
 }
 
-/** The ceiling of the complete scenario: the same requests, on NodeRun ids that need not exist. */
-async function completeCeilingScenario(task) {
-  let next = 0;
-  const requests = () => [
+/** An autocannon request factory: completions, of the NodeRun `nextId()` names each time. */
+function completions(nextId) {
+  return () => [
     {
       method: 'POST',
       path: '/',
       headers: JSON_HEADERS,
       body: COMPLETE_BODY,
       setupRequest: (request) => {
-        request.path = `/v1/node-runs/node_run_${(next++).toString(16).padStart(32, '0')}:complete`;
+        request.path = `/v1/node-runs/${nextId()}:complete`;
         return request;
       },
       onResponse: noteResponse,
     },
   ];
-  return measureCannon(task, requests);
+}
+
+/** The ceiling of the complete scenario: the same requests, on NodeRun ids that need not exist. */
+async function completeCeilingScenario(task) {
+  let next = 0;
+  return measureCannon(
+    task,
+    completions(() => `node_run_${(next++).toString(16).padStart(32, '0')}`),
+  );
 }
 
 /** POST /v1/node-runs/{id}:complete, each request on a different queued NodeRun. */
@@ -231,20 +238,10 @@ async function completeScenario(task) {
   let pool = warmPool.ids;
   let cursor = 0;
   let repeats = 0;
-  const requests = () => [
-    {
-      method: 'POST',
-      path: '/',
-      headers: JSON_HEADERS,
-      body: COMPLETE_BODY,
-      setupRequest: (request) => {
-        if (cursor >= pool.length) repeats += 1;
-        request.path = `/v1/node-runs/${pool[cursor++ % pool.length]}:complete`;
-        return request;
-      },
-      onResponse: noteResponse,
-    },
-  ];
+  const requests = completions(() => {
+    if (cursor >= pool.length) repeats += 1;
+    return pool[cursor++ % pool.length];
+  });
   let measuredPool;
   const result = await measureCannon(task, requests, async (warm) => {
     // Size the measured pool from the warm-up rate, with room for autocannon's extra second.
