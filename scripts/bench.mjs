@@ -87,6 +87,8 @@ const USAGE = `usage: npm run bench -- [options]
   --service-env NAME=VALUE
                       an extra environment variable for every service process (repeatable; the
                       measured configuration is then not the default, and the JSON says so)
+  --node-arg OPTION   an extra node option for every service process (repeatable, e.g.
+                      --node-arg=--trace-gc; its output goes to the service's log)
   --cpu-prof          every service process writes a V8 CPU profile (set-up, warm-up and measured
                       window) to bench-results/profiles/<scenario>.cpuprofile`;
 
@@ -105,6 +107,7 @@ function parseArgs(argv) {
     pgCpus: DEFAULT_PG_CPUS,
     pgSettings: {},
     serviceEnv: {},
+    nodeArgs: [],
   };
   let scenarios;
   let instancesGiven = false;
@@ -114,7 +117,8 @@ function parseArgs(argv) {
     return value;
   };
   for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
+    const eq = argv[i].indexOf('=');
+    const [flag, inline] = eq < 0 ? [argv[i], undefined] : [argv[i].slice(0, eq), argv[i].slice(eq + 1)];
     const value = () => inline ?? argv[++i];
     switch (flag) {
       case '--connections':
@@ -147,6 +151,13 @@ function parseArgs(argv) {
           throw new Error('--service-env needs NAME=VALUE');
         }
         options.serviceEnv[name] = rest.join('=');
+        break;
+      }
+      case '--node-arg': {
+        const arg = value();
+        if (!arg?.startsWith('--'))
+          throw new Error('--node-arg needs a node option, e.g. --node-arg=--trace-gc');
+        options.nodeArgs.push(arg);
         break;
       }
       case '--pair-rounds':
@@ -411,13 +422,18 @@ async function startServer(
 
 /** Set by --cpu-prof: every service process writes a V8 CPU profile there when it exits. */
 let profileDir;
+/** --node-arg: node options of every service process. */
+let serviceNodeArgs = [];
 
 const startService = (label, env = {}) =>
   startServer(label, 'dist/server.js', [], {
     env: serviceEnv(env),
-    nodeArgs: profileDir
-      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}.cpuprofile`]
-      : [],
+    nodeArgs: [
+      ...serviceNodeArgs,
+      ...(profileDir
+        ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}.cpuprofile`]
+        : []),
+    ],
   });
 
 /** The memory store: every service process has its own, so there is nothing to set up or clear. */
@@ -1539,6 +1555,7 @@ async function main() {
 
   pinning = detectPinning();
   serviceOverrides = options.serviceEnv;
+  serviceNodeArgs = options.nodeArgs;
   if (options.cpuProf) {
     profileDir = join(resultsDir, 'profiles');
     mkdirSync(profileDir, { recursive: true });
@@ -1602,7 +1619,8 @@ async function measureAndReport(options) {
         : '') +
       (Object.keys(options.serviceEnv).length > 0
         ? `; NOT THE DEFAULTS: --service-env ${JSON.stringify(options.serviceEnv)}`
-        : ''),
+        : '') +
+      (options.nodeArgs.length > 0 ? `; NOT THE DEFAULTS: --node-arg ${options.nodeArgs.join(' ')}` : ''),
     ...(options.pgSettings && Object.keys(options.pgSettings).length > 0
       ? { postgresSettingsGiven: options.pgSettings }
       : {}),
