@@ -420,15 +420,19 @@ export class Coordinator {
     const observe = this.#onCommitted;
     if (!observe) return this.store.mutate(runId, needs, decide);
     // A store may decide more than once (a retried transaction): the last decision is the committed one.
-    let before = new Map<string, NodeRun['state']>();
+    let before: ReadonlyMap<string, NodeRun['state']> = NO_PRIOR_STATES;
     const committed = await this.store.mutate(runId, needs, (view) => {
       const decision = decide(view);
-      before = new Map();
-      for (const record of decision.changes?.updated ?? []) {
+      const updated = decision.changes?.updated ?? [];
+      before = NO_PRIOR_STATES;
+      if (updated.length === 0) return decision;
+      const prior = new Map<string, NodeRun['state']>();
+      for (const record of updated) {
         const id = record.nodeRun.node_run_id;
-        const prior = view.nodeRun(id)?.nodeRun.state;
-        if (prior !== undefined) before.set(id, prior);
+        const state = view.nodeRun(id)?.nodeRun.state;
+        if (state !== undefined) prior.set(id, state);
       }
+      before = prior;
       return decision;
     });
     try {
@@ -538,5 +542,8 @@ export class Coordinator {
     return this.#deadlines.size;
   }
 }
+
+/** The prior states of a decision that updated no NodeRun. */
+const NO_PRIOR_STATES: ReadonlyMap<string, NodeRun['state']> = new Map();
 
 const kindKey = (ref: NodeTypeRef) => `${ref.node_type_id}\n${ref.version}`;

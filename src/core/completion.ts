@@ -28,6 +28,7 @@ import {
   type RunView,
 } from './model.js';
 import { defined } from './shape.js';
+import { isoTime } from './time.js';
 
 export type CompletionOutcome = 'completed' | 'unchanged';
 export type ErrorDetail = ErrorEnvelope['error'];
@@ -136,7 +137,7 @@ export function decideComplete(
       },
     );
   }
-  const result = completeRecord(view, record, body, now.toISOString(), {
+  const result = completeRecord(view, record, body, isoTime(now), {
     byCoordinator: false,
     executed: true,
     fingerprint,
@@ -156,7 +157,7 @@ export function decideFail(
   // Already ended (e.g. canceled while a policy decision was pending): nothing is recorded, not even
   // the leading events, because nothing may follow a NodeRun's end in its Run's log.
   if (!record || isTerminal(record.nodeRun.state)) return { value: 'unchanged' };
-  const result = completeRecord(view, record, { state: 'failed', error }, now.toISOString(), {
+  const result = completeRecord(view, record, { state: 'failed', error }, isoTime(now), {
     byCoordinator: true,
     executed: false,
     leadingEvents,
@@ -189,7 +190,7 @@ export function decideEvaluation(
   now: Date,
 ): Decision<void> {
   const record = requireNodeRun(view, nodeRunId);
-  const time = now.toISOString();
+  const time = isoTime(now);
   const nodeRun: NodeRun = { ...record.nodeRun, evaluation_result: body.evaluation_result };
   const events: EventDraft[] = [
     {

@@ -9,6 +9,7 @@ import type { AtomicExecuteResult, ExecutorBinding, NodeKind, PolicyDecision } f
 import { type CompletionOutcome, completeRecord, decideFail, type ErrorDetail } from './completion.js';
 import { type Decision, type EventDraft, isTerminal, type NodeRun, type RunView } from './model.js';
 import { defined } from './shape.js';
+import { isoTime } from './time.js';
 
 export type PolicyAction = 'run.start' | 'node.run.execute';
 
@@ -63,7 +64,7 @@ export function decidePolicy(
   if (!record || !run || isTerminal(record.nodeRun.state) || isTerminal(run.run.state)) {
     return { value: false };
   }
-  const time = now.toISOString();
+  const time = isoTime(now);
   const event = policyEvent(nodeRunId, policy, time);
   if (policy.decision.decision === 'allow') return { value: true, changes: { events: [event] } };
   const failed = decideFail(view, nodeRunId, denied(policy), now, [event]);
@@ -95,7 +96,7 @@ export function decideClaim(view: RunView, input: ClaimInput): Decision<ClaimOut
   const run = view.record;
   if (!record || !run || record.nodeRun.state !== 'queued' || isTerminal(run.run.state))
     return { value: 'skipped' };
-  const time = input.now.toISOString();
+  const time = isoTime(input.now);
   const events: EventDraft[] = input.policy ? [policyEvent(input.nodeRunId, input.policy, time)] : [];
   if (input.policy && input.policy.decision.decision !== 'allow') {
     return { ...decideFail(view, input.nodeRunId, denied(input.policy), input.now, events), value: 'failed' };
@@ -174,7 +175,7 @@ export function decideExecutionResult(
       now,
     );
   }
-  const time = now.toISOString();
+  const time = isoTime(now);
   const evaluation = {
     status: result.state === 'succeeded' ? ('success' as const) : ('fail' as const),
     reason_code: 'atomic_completed',

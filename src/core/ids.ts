@@ -7,23 +7,45 @@ export interface IdGenerator {
   nodeRunId(): string;
 }
 
-/** 128 random bits as 32 hex digits, cut from a pool filled 256 ids at a time. */
+/** 128 random bits per id, cut from a pool filled 256 ids at a time. */
 const POOL_IDS = 256;
 const pool = Buffer.alloc(16 * POOL_IDS);
 let pooled = POOL_IDS;
-function randomHex(): string {
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+/**
+ * `prefix` followed by 32 hex digits of fresh random bits, written into one buffer and read out as
+ * one string. Concatenating a prefix with a hex string would make a two-part (cons) string that is
+ * flattened into a third one the first time it is hashed as a map key, for every id the store keeps.
+ */
+function randomId(scratch: Buffer, prefixLength: number): string {
   if (pooled === POOL_IDS) {
     randomFillSync(pool);
     pooled = 0;
   }
   const start = 16 * pooled++;
-  return pool.toString('hex', start, start + 16);
+  let at = prefixLength;
+  for (let i = start; i < start + 16; i++) {
+    const byte = pool[i]!;
+    scratch[at++] = HEX[byte >> 4]!;
+    scratch[at++] = HEX[byte & 15]!;
+  }
+  return scratch.toString('latin1', 0, at);
 }
+
+/** A buffer holding `prefix`, with room for the hex digits after it. */
+const withPrefix = (prefix: string) => {
+  const buffer = Buffer.alloc(prefix.length + 32);
+  buffer.write(prefix, 'latin1');
+  return buffer;
+};
+const runIds = withPrefix('run_');
+const nodeRunIds = withPrefix('node_run_');
 
 /** `run_<32 hex>` and `node_run_<32 hex>`: URL-safe and free of `:`, like the reference services. */
 export const randomIds: IdGenerator = {
-  runId: () => `run_${randomHex()}`,
-  nodeRunId: () => `node_run_${randomHex()}`,
+  runId: () => randomId(runIds, 4),
+  nodeRunId: () => randomId(nodeRunIds, 9),
 };
 
 /** Longest client id, in UTF-16 code units (JavaScript string length). */

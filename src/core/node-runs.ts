@@ -20,6 +20,7 @@ import {
 } from './model.js';
 import { newNodeRunRecord } from './runs.js';
 import { defined, withExtensions } from './shape.js';
+import { isoTime } from './time.js';
 
 export interface CreateNodeRunsInput {
   readonly request: NodeRunsCreateRequest;
@@ -128,7 +129,7 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
   const { request, now } = input;
   rejectDuplicateKeys(request.node_runs);
   const parent = loadParent(view, request.parent_node_run_id);
-  const time = now.toISOString();
+  const time = isoTime(now);
   const result: NodeRun[] = [];
   const created: NodeRunRecord[] = [];
   const events: EventDraft[] = [];

@@ -21,6 +21,7 @@ import {
   type RunView,
 } from './model.js';
 import { defined, withExtensions } from './shape.js';
+import { isoTime } from './time.js';
 
 /** Starting and ending a Run read only its record. */
 export const RUN_ONLY: Needs = Object.freeze({});
@@ -67,7 +68,7 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
       retryable: true,
     });
   }
-  const time = now.toISOString();
+  const time = isoTime(now);
   const constraints = runConstraints(input);
   const run: Run = withExtensions(
     defined({
@@ -144,7 +145,7 @@ export function decideTerminateRun(view: RunView, input: TerminateRunInput): Dec
   const record = view.record;
   if (!record) throw runNotFound(view.runId);
   if (isTerminal(record.run.state)) return { value: record.run };
-  const time = input.now.toISOString();
+  const time = isoTime(input.now);
   const run: Run = { ...record.run, state: input.state, ended_at: time };
   if (input.state === 'failed') {
     run.extensions = {

@@ -39,6 +39,12 @@ export class Metrics {
   readonly #runsStarted: Counter;
   readonly #runsFinished: Counter<'state'>;
   readonly #nodeRunTransitions: Counter<'kind' | 'state'>;
+  /**
+   * NodeRun transitions not yet added to their counter, by kind and state: a commit adds one to a
+   * plain number, and a scrape moves the numbers into the counter (prom-client hashes the labels
+   * of every `inc`).
+   */
+  readonly #pendingTransitions = new Map<string, Map<string, { count: number }>>();
   readonly #policyDecisions: Counter<'action' | 'decision'>;
   readonly #budgetExceeded: Counter<'budget'>;
   readonly #deadlineExpired: Counter<'kind'>;
@@ -75,6 +81,15 @@ export class Metrics {
       help: 'NodeRuns created in (queued) or moved to a state, by kind and new state; NodeRuns ended by a cascade are not counted.',
       labelNames: ['kind', 'state'],
       registers,
+      collect: () => {
+        for (const [kind, states] of this.#pendingTransitions) {
+          for (const [state, pending] of states) {
+            if (pending.count === 0) continue;
+            this.#nodeRunTransitions.inc({ kind, state }, pending.count);
+            pending.count = 0;
+          }
+        }
+      },
     });
     this.#policyDecisions = new Counter({
       name: 'arp_rc_policy_decisions_total',
@@ -231,7 +246,16 @@ export class Metrics {
   };
 
   #transition(record: NodeRunRecord): void {
-    this.#nodeRunTransitions.inc({ kind: record.nodeRun.kind ?? 'unknown', state: record.nodeRun.state });
+    const kind = record.nodeRun.kind ?? 'unknown';
+    const state = record.nodeRun.state;
+    let states = this.#pendingTransitions.get(kind);
+    if (!states) {
+      states = new Map();
+      this.#pendingTransitions.set(kind, states);
+    }
+    const pending = states.get(state);
+    if (pending) pending.count += 1;
+    else states.set(state, { count: 1 });
   }
 
   /** Budgets and deadlines, from the completion error the coordinator recorded on a NodeRun. */

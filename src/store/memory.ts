@@ -18,7 +18,7 @@ import type {
   RunState as RunStateName,
   RunView,
 } from '../core/model.js';
-import { isTerminal, RUN_STATES } from '../core/model.js';
+import { committedDecision, committedEvent, isTerminal, RUN_STATES } from '../core/model.js';
 import { EventHub } from './hub.js';
 import { cachedJson } from './json-cache.js';
 import type {
@@ -129,7 +129,7 @@ export class MemoryStore implements Store {
         const seconds = (performance.now() - started) / 1000;
         for (const observe of this.#commitObservers) observe(seconds);
       }
-      return { ...decision, committed, ended: [...ended.executions, ...stops] };
+      return committedDecision(decision, committed, [...ended.executions, ...stops]);
     } finally {
       if (release) {
         this.#busy.delete(runId);
@@ -405,7 +405,7 @@ export class MemoryStore implements Store {
     }
     const committed: RunEvent[] = [];
     for (const draft of changes.events ?? []) {
-      const event: RunEvent = { run_id: runId, seq: state.events.length + 1, ...draft };
+      const event = committedEvent(runId, state.events.length + 1, draft);
       state.events.push(event);
       committed.push(event);
     }

@@ -12,7 +12,13 @@
  * it is committed and every decision in it is taken again alone, with retries.
  */
 import type pg from 'pg';
-import type { Decision, Needs, RunRecord, RunView } from '../../core/model.js';
+import {
+  committedDecision,
+  type Decision,
+  type Needs,
+  type RunRecord,
+  type RunView,
+} from '../../core/model.js';
 import type { CommittedDecision } from '../store.js';
 import { type LockedRunRow, type NodeRunRow, nodeRunRow } from './rows.js';
 import type { Statements } from './sql.js';
@@ -187,7 +193,7 @@ export class Committer {
         for (const observer of this.#observers) observer.committed(seconds);
       }
       for (const { item, decision, write } of decided) {
-        const result = { ...decision, committed: write.committed, ended: write.ended };
+        const result = committedDecision(decision, write.committed, write.ended);
         this.#options.committed(item.runId, result);
         item.resolve(result);
       }

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import {
+  committedDecision,
   type Decision,
   isTerminal,
   type Needs,
@@ -212,7 +213,7 @@ export class PostgresStore implements Store {
       // No Run can have this id; the decision sees an empty Run (and must not create one).
       const decision = decide(view(runId, undefined, new Map(), needs));
       if (decision.changes) throw new Error('a Run id holding U+0000 cannot be stored');
-      return { ...decision, committed: [], ended: [] };
+      return committedDecision(decision, [], []);
     }
     const declared: Needs = needs.nodeRuns ? { ...needs, nodeRuns: needs.nodeRuns.filter(storable) } : needs;
     return this.#committer.submit(runId, declared, (v) => decide(v)) as Promise<CommittedDecision<T>>;

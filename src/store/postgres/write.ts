@@ -11,6 +11,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { endByCoordinator } from '../../core/cascade.js';
 import {
+  committedEvent,
   type Decision,
   type EndedExecution,
   isTerminal,
@@ -250,7 +251,7 @@ export function prepareWrite<T>(
     const before = loaded.get(record.nodeRun.node_run_id);
     if (before && !isTerminal(before.doc.state) && isTerminal(record.nodeRun.state)) live -= 1;
   }
-  const committed: RunEvent[] = drafts.map((draft, i) => ({ run_id: runId, seq: lastSeq + i + 1, ...draft }));
+  const committed: RunEvent[] = drafts.map((draft, i) => committedEvent(runId, lastSeq + i + 1, draft));
   const newLastSeq = lastSeq + committed.length;
   const stops: EndedExecution[] = [
     ...ended
