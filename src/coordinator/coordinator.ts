@@ -305,7 +305,7 @@ export class Coordinator {
         request,
         now: this.#clock.now(),
         newId: () => this.#ids.nodeRunId(),
-        kindOf: (ref) => kinds.get(kindKey(ref)),
+        kindOf: (ref) => kinds.get(ref),
       }),
     );
   }
@@ -385,11 +385,23 @@ export class Coordinator {
     return runId;
   }
 
-  async #resolveKinds(refs: readonly NodeTypeRef[]): Promise<Map<string, NodeKind | undefined>> {
-    const kinds = new Map<string, NodeKind | undefined>();
+  /**
+   * The kind of each ref, by the ref object itself. A resolver that answers at once is not awaited,
+   * and a type named by several specs is resolved once.
+   */
+  async #resolveKinds(refs: readonly NodeTypeRef[]): Promise<Map<NodeTypeRef, NodeKind | undefined>> {
+    const kinds = new Map<NodeTypeRef, NodeKind | undefined>();
+    const byType = refs.length > 1 ? new Map<string, NodeKind | undefined>() : undefined;
     for (const ref of refs) {
-      const key = kindKey(ref);
-      if (!kinds.has(key)) kinds.set(key, await this.#kinds.kindOf(ref));
+      const key = byType && kindKey(ref);
+      if (key !== undefined && byType?.has(key)) {
+        kinds.set(ref, byType.get(key));
+        continue;
+      }
+      const found = this.#kinds.kindOf(ref);
+      const kind = found instanceof Promise ? await found : found;
+      kinds.set(ref, kind);
+      if (key !== undefined) byType?.set(key, kind);
     }
     return kinds;
   }
@@ -445,9 +457,13 @@ export class Coordinator {
 
   /** The effects of a committed decision; new NodeRuns go to dispatch with their records. */
   #runEffects(decision: Decision<unknown>, runContext?: RunContext): void {
-    const created = new Map((decision.changes?.created ?? []).map((r) => [r.nodeRun.node_run_id, r]));
+    const created = decision.changes?.created ?? [];
+    // A few new records are found by a scan; many through a map built once.
+    const byId = created.length > 8 ? new Map(created.map((r) => [r.nodeRun.node_run_id, r])) : undefined;
+    const find = (id: string) =>
+      byId ? byId.get(id) : created.find((record) => record.nodeRun.node_run_id === id);
     for (const effect of decision.effects ?? []) {
-      const record = effect.type === 'dispatch' ? created.get(effect.nodeRunId) : undefined;
+      const record = effect.type === 'dispatch' ? find(effect.nodeRunId) : undefined;
       if (record)
         this.#dispatch(record.nodeRun.node_run_id, { record, ...(runContext ? { runContext } : {}) });
       else this.#run(effect);

@@ -32,6 +32,7 @@ export interface CreateNodeRunsInput {
 
 /** 400 when one request uses the same idempotency key twice. */
 function rejectDuplicateKeys(specs: readonly NodeRunCreateSpec[]): void {
+  if (specs.length < 2) return;
   const seen = new Map<string, number>();
   specs.forEach((spec, index) => {
     const key = spec.idempotency_key;
@@ -92,16 +93,20 @@ function childExtensions(spec: NodeRunCreateSpec, constraints: NodeRunRecord['co
   };
 }
 
-function childEvents(nodeRun: NodeRun, spec: NodeRunCreateSpec, time: string): EventDraft[] {
+/** Appends the events of one new child to `events`. */
+function pushChildEvents(
+  events: EventDraft[],
+  nodeRun: NodeRun,
+  spec: NodeRunCreateSpec,
+  time: string,
+): void {
   const id = nodeRun.node_run_id;
-  const events: EventDraft[] = [
-    {
-      type: 'node_run_assigned',
-      time,
-      node_run_id: id,
-      data: { parent_node_run_id: nodeRun.parent_node_run_id },
-    },
-  ];
+  events.push({
+    type: 'node_run_assigned',
+    time,
+    node_run_id: id,
+    data: { parent_node_run_id: nodeRun.parent_node_run_id },
+  });
   // The order of the reference implementation, which existing ARP consumers see.
   if (spec.binding_decision) {
     events.push({ type: 'subtask_mapped', time, node_run_id: id, data: { ...spec.binding_decision } });
@@ -111,7 +116,39 @@ function childEvents(nodeRun: NodeRun, spec: NodeRunCreateSpec, time: string): E
     const data = defined({ candidate_set_id: candidateSetId, subtask_id: spec.binding_decision?.subtask_id });
     events.push({ type: 'candidate_set_generated', time, node_run_id: id, data });
   }
-  return events;
+}
+
+/** A new child's wire object, before its extensions: absent `kind` and `inputs` are omitted. */
+function childNodeRun(
+  id: string,
+  runId: string,
+  spec: NodeRunCreateSpec,
+  kind: NodeKind | undefined,
+  parentId: string,
+  time: string,
+): NodeRun {
+  const { node_type_ref } = spec;
+  const nodeRun: NodeRun =
+    kind === undefined
+      ? {
+          node_run_id: id,
+          run_id: runId,
+          node_type_ref,
+          parent_node_run_id: parentId,
+          state: 'queued',
+          created_at: time,
+        }
+      : {
+          node_run_id: id,
+          run_id: runId,
+          node_type_ref,
+          kind,
+          parent_node_run_id: parentId,
+          state: 'queued',
+          created_at: time,
+        };
+  if (spec.inputs !== undefined) nodeRun.inputs = spec.inputs;
+  return nodeRun;
 }
 
 /** What create_node_runs reads: the parent and the NodeRuns already created under its keys. */
@@ -129,16 +166,23 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
   const { request, now } = input;
   rejectDuplicateKeys(request.node_runs);
   const parent = loadParent(view, request.parent_node_run_id);
+  const parentId = parent.nodeRun.node_run_id;
   const time = isoTime(now);
   const result: NodeRun[] = [];
   const created: NodeRunRecord[] = [];
-  const events: EventDraft[] = [];
+  const effects: Effect[] = [];
+  // The round's own event comes first; its count is known once every spec is through.
+  const decomposedData = { node_run_count: 0, round: parent.rounds + 1 };
+  const events: EventDraft[] = [
+    { type: 'composite_decomposed', time, node_run_id: parentId, data: decomposedData },
+  ];
 
-  request.node_runs.forEach((spec, index) => {
+  for (let index = 0; index < request.node_runs.length; index++) {
+    const spec = request.node_runs[index]!;
     const key = spec.idempotency_key;
     // Only keyed specs can be replayed, so only they need a canonical form.
     const fingerprint = key === undefined ? undefined : canonicalJson(spec);
-    const existing = key === undefined ? undefined : view.idempotent(parent.nodeRun.node_run_id, key);
+    const existing = key === undefined ? undefined : view.idempotent(parentId, key);
     if (existing) {
       if (existing.idempotency?.fingerprint !== fingerprint) {
         throw new ArpError(
@@ -150,31 +194,24 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
         );
       }
       result.push(existing.nodeRun);
-      return;
+      continue;
     }
     checkCandidate(parent.constraints?.candidates, spec.node_type_ref.node_type_id, index);
     // Children without constraints of their own share the parent's (immutable) envelope.
     const constraints = spec.constraints
       ? mergeConstraints(parent.constraints, spec.constraints)
       : parent.constraints;
+    const id = input.newId();
     const nodeRun = withExtensions(
-      defined({
-        node_run_id: input.newId(),
-        run_id: view.runId,
-        node_type_ref: spec.node_type_ref,
-        kind: input.kindOf(spec.node_type_ref),
-        parent_node_run_id: parent.nodeRun.node_run_id,
-        state: 'queued',
-        created_at: time,
-        inputs: spec.inputs,
-      }) as NodeRun,
+      childNodeRun(id, view.runId, spec, input.kindOf(spec.node_type_ref), parentId, time),
       childExtensions(spec, constraints),
     );
     const idempotency = key === undefined || fingerprint === undefined ? undefined : { key, fingerprint };
     created.push(newNodeRunRecord(nodeRun, parent.depth + 1, constraints, idempotency));
-    events.push(...childEvents(nodeRun, spec, time));
+    pushChildEvents(events, nodeRun, spec, time);
+    effects.push({ type: 'dispatch', nodeRunId: id });
     result.push(nodeRun);
-  });
+  }
 
   if (created.length === 0) return { value: result };
   checkStructural(parent.constraints?.structural, {
@@ -183,22 +220,15 @@ export function decideCreateNodeRuns(view: RunView, input: CreateNodeRunsInput):
     totalAfter: view.nodeRunCount() + created.length,
     roundsAfter: parent.rounds + 1,
   });
-  const newIds = created.map((record) => record.nodeRun.node_run_id);
+  decomposedData.node_run_count = created.length;
   const updatedParent: NodeRunRecord = {
     ...parent,
     childCount: parent.childCount + created.length,
     rounds: parent.rounds + 1,
   };
-  const decomposed: EventDraft = {
-    type: 'composite_decomposed',
-    time,
-    node_run_id: parent.nodeRun.node_run_id,
-    data: { node_run_count: created.length, round: updatedParent.rounds },
-  };
-  const effects: Effect[] = newIds.map((nodeRunId) => ({ type: 'dispatch', nodeRunId }));
   return {
     value: result,
-    changes: { updated: [updatedParent], created, events: [decomposed, ...events] },
+    changes: { updated: [updatedParent], created, events },
     effects,
   };
 }

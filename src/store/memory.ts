@@ -10,6 +10,7 @@ import { cascadeTargets, endByCoordinator } from '../core/cascade.js';
 import type {
   Cascade,
   Decision,
+  Effect,
   EndedExecution,
   Needs,
   NodeRunRecord,
@@ -71,6 +72,21 @@ export interface MemoryStoreOptions {
 }
 
 const NO_CHILDREN: readonly string[] = Object.freeze([]);
+const NOTHING_ENDED: Ended = Object.freeze({ records: Object.freeze([]), executions: Object.freeze([]) });
+
+/** The executions a commit stops: those its cascade ended, then those its effects cancel. */
+function executionsToStop(
+  effects: readonly Effect[] | undefined,
+  ended: readonly EndedExecution[],
+): readonly EndedExecution[] {
+  let stops: EndedExecution[] | undefined;
+  for (const effect of effects ?? []) {
+    if (effect.type !== 'cancel_execution') continue;
+    stops ??= [...ended];
+    stops.push(effect.execution);
+  }
+  return stops ?? ended;
+}
 const idempotencySlot = (parentId: string, key: string) => `${parentId}\n${key}`;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -110,9 +126,9 @@ export class MemoryStore implements Store {
     for (let busy = this.#busy.get(runId); busy; busy = this.#busy.get(runId)) await busy;
     const started = this.#commitObservers.length > 0 ? performance.now() : undefined;
     const state = this.#runs.get(runId) ?? emptyState();
-    const decision = decide(this.#view(runId, state, needs));
+    const decision = decide(new MemoryRunView(runId, state, needs, this.#locations));
     const cascade = decision.changes?.cascade;
-    let ended: Ended = { records: [], executions: [] };
+    let ended: Ended = NOTHING_ENDED;
     let release: (() => void) | undefined;
     try {
       if (cascade) {
@@ -122,14 +138,12 @@ export class MemoryStore implements Store {
       }
       const committed = this.#apply(runId, state, decision, ended);
       if (committed.length > 0) this.#hub.publish(runId);
-      const stops = (decision.effects ?? []).flatMap((effect) =>
-        effect.type === 'cancel_execution' ? [effect.execution] : [],
-      );
+      const stops = executionsToStop(decision.effects, ended.executions);
       if (started !== undefined) {
         const seconds = (performance.now() - started) / 1000;
         for (const observe of this.#commitObservers) observe(seconds);
       }
-      return committedDecision(decision, committed, [...ended.executions, ...stops]);
+      return committedDecision(decision, committed, stops);
     } finally {
       if (release) {
         this.#busy.delete(runId);
@@ -346,38 +360,6 @@ export class MemoryStore implements Store {
     };
   }
 
-  /**
-   * A view that answers only what the decision declared it needs, so that a decision reading more
-   * fails here as it would against a store that loads exactly its needs.
-   */
-  #view(runId: string, state: RunState, needs: Needs): RunView {
-    const locations = this.#locations;
-    const declared = (id: string) => {
-      if (!needs.nodeRuns?.includes(id)) throw new Error(`decision read NodeRun ${id} without declaring it`);
-    };
-    return {
-      runId,
-      record: state.record,
-      nodeRun: (id) => {
-        declared(id);
-        return state.nodeRuns.get(id);
-      },
-      locate: (id) => {
-        declared(id);
-        return locations.get(id);
-      },
-      nodeRunCount: () => state.nodeRuns.size,
-      liveNodeRunCount: () => state.live,
-      idempotent: (parentId, key) => {
-        const idempotency = needs.idempotency;
-        if (idempotency?.parentId !== parentId || !idempotency.keys.includes(key))
-          throw new Error(`decision read idempotency key ${key} without declaring it`);
-        const id = state.idempotency.get(idempotencySlot(parentId, key));
-        return id === undefined ? undefined : state.nodeRuns.get(id);
-      },
-    };
-  }
-
   /** Applies a decision's changes; nothing here can fail halfway. */
   #apply<T>(runId: string, state: RunState, decision: Decision<T>, ended: Ended): RunEvent[] {
     const changes = decision.changes;
@@ -455,6 +437,57 @@ export class MemoryStore implements Store {
     } catch {
       // An observer's failure never undoes a commit.
     }
+  }
+}
+
+/**
+ * A view that answers only what the decision declared it needs, so that a decision reading more
+ * fails here as it would against a store that loads exactly its needs.
+ */
+class MemoryRunView implements RunView {
+  readonly runId: string;
+  readonly record: RunRecord | undefined;
+  readonly #state: RunState;
+  readonly #needs: Needs;
+  readonly #locations: ReadonlyMap<string, string>;
+
+  constructor(runId: string, state: RunState, needs: Needs, locations: ReadonlyMap<string, string>) {
+    this.runId = runId;
+    this.record = state.record;
+    this.#state = state;
+    this.#needs = needs;
+    this.#locations = locations;
+  }
+
+  #declared(id: string): void {
+    if (!this.#needs.nodeRuns?.includes(id))
+      throw new Error(`decision read NodeRun ${id} without declaring it`);
+  }
+
+  nodeRun(id: string): NodeRunRecord | undefined {
+    this.#declared(id);
+    return this.#state.nodeRuns.get(id);
+  }
+
+  locate(id: string): string | undefined {
+    this.#declared(id);
+    return this.#locations.get(id);
+  }
+
+  nodeRunCount(): number {
+    return this.#state.nodeRuns.size;
+  }
+
+  liveNodeRunCount(): number {
+    return this.#state.live;
+  }
+
+  idempotent(parentId: string, key: string): NodeRunRecord | undefined {
+    const idempotency = this.#needs.idempotency;
+    if (idempotency?.parentId !== parentId || !idempotency.keys.includes(key))
+      throw new Error(`decision read idempotency key ${key} without declaring it`);
+    const id = this.#state.idempotency.get(idempotencySlot(parentId, key));
+    return id === undefined ? undefined : this.#state.nodeRuns.get(id);
   }
 }
 

@@ -18,7 +18,7 @@ import {
   type NodeRunRecord,
   type RunEvent,
 } from '../../core/model.js';
-import { type LockedRunRow, type NodeRunRow, nodeRunRecord, nodeRunRow } from './rows.js';
+import { type LockedRunRow, type NodeRunRow, nodeRunRecord } from './rows.js';
 import { quoteIdent, type Statement } from './sql.js';
 
 export interface WriteShape {
@@ -182,12 +182,12 @@ function ownership(ctx: WriterContext, before: NodeRunRow | undefined, after: No
 }
 
 /**
- * NodeRun records as the json array `NODE_RECORDSET` reads: each record's row (its `run_id` is not
- * read), the columns the row keeps only inside its document, and its ownership. A document that did
- * not change is sent as null.
+ * NodeRun records as the json array `NODE_RECORDSET` reads: the columns of each record's row, those
+ * the row keeps only inside its document, and its ownership. A document that did not change is sent
+ * as null. Each element is one literal in the recordset's column order (a row spread and then
+ * extended was copied generically and grown property by property, for every NodeRun written).
  */
 function nodeRowsJson(
-  runId: string,
   records: readonly { record: NodeRunRecord; ownership: Ownership }[],
   before?: ReadonlyMap<string, NodeRunRow>,
 ): string {
@@ -195,11 +195,21 @@ function nodeRowsJson(
     records.map(({ record, ownership }) => {
       const { nodeRun } = record;
       return {
-        ...nodeRunRow(runId, record),
+        node_run_id: nodeRun.node_run_id,
         parent_node_run_id: nodeRun.parent_node_run_id ?? null,
         state: nodeRun.state,
         kind: nodeRun.kind ?? null,
         doc: before?.get(nodeRun.node_run_id)?.doc === nodeRun ? null : nodeRun,
+        depth: record.depth,
+        constraints: record.constraints ?? null,
+        child_count: record.childCount,
+        rounds: record.rounds,
+        idempotency_key: record.idempotency?.key ?? null,
+        idempotency_fingerprint: record.idempotency?.fingerprint ?? null,
+        completion_fingerprint: record.completionFingerprint ?? null,
+        ended_by_coordinator: record.endedByCoordinator,
+        assignment_token_hash: record.assignmentTokenHash ?? null,
+        deadline_at: record.deadlineAt ?? null,
         set_owner: ownership.set,
         owner: ownership.owner,
       };
@@ -296,13 +306,12 @@ export function prepareWrite<T>(
   }
   if (created.length > 0) {
     values.created = nodeRowsJson(
-      runId,
       created.map((record) => ({ record, ownership: ownership(ctx, undefined, record) })),
     );
   }
   if (updated.length > 0) {
     values.updated_ids = updated.map(({ record }) => record.nodeRun.node_run_id);
-    values.updated = nodeRowsJson(runId, updated, loaded);
+    values.updated = nodeRowsJson(updated, loaded);
   }
   if (committed.length > 0) {
     values.events = JSON.stringify(committed);
