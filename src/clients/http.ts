@@ -248,8 +248,21 @@ export class ServiceClient {
     callHeaders: Record<string, string> | undefined,
   ): Promise<CallResult<T>> {
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const deadline = new CallDeadline(timeoutMs, options.signal);
+    try {
+      return await this.#attempt<T>(options, callHeaders, deadline, timeoutMs);
+    } finally {
+      deadline.done();
+    }
+  }
+
+  async #attempt<T>(
+    options: CallOptions,
+    callHeaders: Record<string, string> | undefined,
+    deadline: CallDeadline,
+    timeoutMs: number,
+  ): Promise<CallResult<T>> {
+    const { signal } = deadline;
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...(this.#options.userAgent ? { 'user-agent': this.#options.userAgent } : {}),
@@ -267,7 +280,7 @@ export class ServiceClient {
         ...(this.#options.dispatcher ? { dispatcher: this.#options.dispatcher } : {}),
       });
     } catch (error) {
-      if (timeout.aborted && !options.signal?.aborted) {
+      if (deadline.timedOut && !options.signal?.aborted) {
         throw this.#fail('timeout', `the ${this.#title} did not answer within ${timeoutMs} ms`, {
           timeout_ms: timeoutMs,
         });
@@ -290,7 +303,7 @@ export class ServiceClient {
           },
         );
       }
-      if (timeout.aborted) {
+      if (deadline.timedOut) {
         throw this.#fail('timeout', `the ${this.#title} did not answer within ${timeoutMs} ms`, {
           timeout_ms: timeoutMs,
         });
@@ -407,6 +420,44 @@ function downstreamError(text: string, status: number): Record<string, unknown> 
 function transportCause(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? code : 'transport_error';
+}
+
+/**
+ * One call's abort signal: aborted when its time is up or when the caller's signal is. One
+ * controller and one timer, both released when the call ends (`AbortSignal.timeout` and
+ * `AbortSignal.any` cost a signal, a timer and a finalizer each, on every call).
+ */
+class CallDeadline {
+  readonly #controller = new AbortController();
+  readonly #timer: NodeJS.Timeout;
+  readonly #outer: AbortSignal | undefined;
+  readonly #onOuterAbort = () => this.#controller.abort(this.#outer?.reason);
+  #timedOut = false;
+
+  constructor(timeoutMs: number, outer: AbortSignal | undefined) {
+    this.#outer = outer;
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#controller.abort();
+    }, timeoutMs);
+    this.#timer.unref();
+    if (outer?.aborted) this.#onOuterAbort();
+    else outer?.addEventListener('abort', this.#onOuterAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** True when the call was aborted because its time was up. */
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  done(): void {
+    clearTimeout(this.#timer);
+    this.#outer?.removeEventListener('abort', this.#onOuterAbort);
+  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

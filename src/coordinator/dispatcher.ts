@@ -361,6 +361,9 @@ export class Dispatcher implements ExecutionPort {
         },
         { timeoutMs: this.#options.executeTimeoutMs, signal: controller.signal },
       );
+      // The executor has answered: there is no wait left to abort when the result's commit ends the
+      // NodeRun (an abort builds an exception with its stack, for every NodeRun).
+      if (this.#inflight.get(id) === controller) this.#inflight.delete(id);
       await this.#coordinator.commit(nodeRun.run_id, nodeRunNeeds(id), (view) =>
         decideExecutionResult(view, id, result, this.#coordinator.now()),
       );

@@ -27,6 +27,7 @@ import type {
   CommittedDecision,
   EventPage,
   ListedRun,
+  LoggedEvent,
   RunFilter,
   RunPosition,
   Store,
@@ -37,6 +38,8 @@ interface RunState {
   record: RunRecord | undefined;
   nodeRuns: Map<string, NodeRunRecord>;
   readonly events: RunEvent[];
+  /** Each event's JSON line, made the first time it is read (index = seq - 1). */
+  readonly lines: (string | undefined)[];
   /** `${parentId}\n${key}` → NodeRun id. */
   readonly idempotency: Map<string, string>;
   /** Parent id → child ids, in creation order (append-only). */
@@ -238,13 +241,23 @@ export class MemoryStore implements Store {
     const state = this.#runs.get(runId);
     if (!state?.record) return undefined;
     const from = Math.max(0, afterSeq);
+    const { events, lines } = state;
+    const to = Math.min(events.length, from + limit);
+    const page: LoggedEvent[] = [];
+    for (let i = from; i < to; i++) {
+      const event = events[i]!;
+      const nodeRunId = event.node_run_id;
+      const parentId =
+        nodeRunId === undefined ? undefined : state.nodeRuns.get(nodeRunId)?.nodeRun.parent_node_run_id;
+      let line = lines[i];
+      if (line === undefined) {
+        line = JSON.stringify(event);
+        lines[i] = line;
+      }
+      page.push({ seq: event.seq, nodeRunId, parentId, line });
+    }
     return {
-      events: state.events.slice(from, from + limit).map((event) => {
-        const nodeRunId = event.node_run_id;
-        const parentId =
-          nodeRunId === undefined ? undefined : state.nodeRuns.get(nodeRunId)?.nodeRun.parent_node_run_id;
-        return { seq: event.seq, nodeRunId, parentId, line: cachedJson(event) };
-      }),
+      events: page,
       lastSeq: state.events.length,
       finished: isTerminal(state.record.run.state),
     };
@@ -496,6 +509,7 @@ function emptyState(): RunState {
     record: undefined,
     nodeRuns: new Map(),
     events: [],
+    lines: [],
     idempotency: new Map(),
     children: new Map(),
     live: 0,
