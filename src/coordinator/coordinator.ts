@@ -224,6 +224,7 @@ export class Coordinator {
         ...(full ? { full } : {}),
         ...(local ? { policy: { action: 'run.start' as const, decision: local } } : {}),
         ...(runContext !== request.run_context ? { runContext } : {}),
+        ...(request.run_id ? {} : { idGenerated: true }),
       }),
     );
     // An identical retry returns the existing Run and starts nothing.

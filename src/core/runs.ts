@@ -43,7 +43,15 @@ export interface StartRunInput {
    * start's fingerprint stays that of the request, so a retry in another trace is the same start.
    */
   readonly runContext?: RunStartRequest['run_context'];
+  /**
+   * The Run's id was generated for this start (the request named none). No later request can be a
+   * retry of it, since repeating the request starts another Run, so no fingerprint is computed.
+   */
+  readonly idGenerated?: boolean;
 }
+
+/** The start fingerprint of a Run whose id was generated: equal to no canonical request. */
+const NO_FINGERPRINT = '';
 
 /** The Run's own constraints, with the default wall-time budget when it sets none. */
 function runConstraints(input: StartRunInput) {
@@ -55,9 +63,10 @@ function runConstraints(input: StartRunInput) {
 
 export function decideStartRun(view: RunView, input: StartRunInput): Decision<Run> {
   const { request, runId, rootNodeRunId, rootKind, now } = input;
-  const fingerprint = canonicalJson(request);
+  const fingerprint = input.idGenerated ? NO_FINGERPRINT : canonicalJson(request);
   if (view.record) {
-    if (view.record.startFingerprint === fingerprint) return { value: view.record.run };
+    if (fingerprint !== NO_FINGERPRINT && view.record.startFingerprint === fingerprint)
+      return { value: view.record.run };
     throw new ArpError('run_already_exists', `Run '${runId}' already exists with a different request`, {
       details: { run_id: runId },
     });

@@ -86,6 +86,19 @@ describe('start_run', () => {
     expect(await events(t, 'my-run')).toHaveLength(2);
   });
 
+  it('starts a new Run for each repeat of a start without run_id; naming the generated id is a conflict', async () => {
+    const t = await newApp();
+    const body = { root_node_type_ref: ref('composite.plan'), input: { a: 1 } };
+    const first = (await post(t, '/v1/runs', body)).json();
+    const second = (await post(t, '/v1/runs', body)).json();
+    expect(second.run_id).not.toBe(first.run_id);
+    // The generated id with the same body is not a retry of the start that had no id.
+    const named = await post(t, '/v1/runs', { ...body, run_id: first.run_id });
+    expect(named.statusCode).toBe(409);
+    expect(named.json().error.code).toBe('run_already_exists');
+    expect(await events(t, first.run_id)).toHaveLength(2);
+  });
+
   it.each([['a/b'], ['a:b'], ['a b'], ['tab\there'], ['x'.repeat(257)]])(
     'rejects the client run_id %j with 400',
     async (runId) => {
