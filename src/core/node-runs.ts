@@ -18,6 +18,7 @@ import {
   type NodeRunRecord,
   type RunView,
 } from './model.js';
+import { sharedNodeTypeRef } from './refs.js';
 import { newNodeRunRecord } from './runs.js';
 import { defined, withExtensions } from './shape.js';
 import { isoTime } from './time.js';
@@ -127,7 +128,7 @@ function childNodeRun(
   parentId: string,
   time: string,
 ): NodeRun {
-  const { node_type_ref } = spec;
+  const node_type_ref = sharedNodeTypeRef(spec.node_type_ref);
   const nodeRun: NodeRun =
     kind === undefined
       ? {

@@ -20,6 +20,7 @@ import {
   type Run,
   type RunView,
 } from './model.js';
+import { sharedNodeTypeRef } from './refs.js';
 import { defined, withExtensions } from './shape.js';
 import { isoTime } from './time.js';
 
@@ -93,7 +94,7 @@ export function decideStartRun(view: RunView, input: StartRunInput): Decision<Ru
     defined({
       node_run_id: rootNodeRunId,
       run_id: runId,
-      node_type_ref: request.root_node_type_ref,
+      node_type_ref: sharedNodeTypeRef(request.root_node_type_ref),
       kind: rootKind,
       state: 'queued',
       created_at: time,
