@@ -124,13 +124,21 @@ export interface Changes {
 
 /**
  * The event a store commits from a draft: `run_id` and `seq` first, then the draft's fields in wire
- * order, absent ones omitted. Built field by field rather than by spreading the draft: drafts come
- * in many shapes, and a spread over many shapes is a slow generic copy on every event.
+ * order, absent ones omitted. Built field by field rather than by spreading the draft (drafts come
+ * in many shapes, and a spread over many shapes is a slow generic copy), and as one literal in the
+ * common cases: fields added to an object after its literal go to a separate property array, one
+ * more object per event for as long as the event is held.
  */
 export function committedEvent(runId: string, seq: number, draft: EventDraft): RunEvent {
-  const event: RunEvent = { run_id: runId, seq, type: draft.type, time: draft.time };
-  if (draft.node_run_id !== undefined) event.node_run_id = draft.node_run_id;
-  if (draft.data !== undefined) event.data = draft.data;
+  const { type, time, node_run_id, data } = draft;
+  if (draft.extensions === undefined && data !== undefined) {
+    return node_run_id === undefined
+      ? { run_id: runId, seq, type, time, data }
+      : { run_id: runId, seq, type, time, node_run_id, data };
+  }
+  const event: RunEvent = { run_id: runId, seq, type, time };
+  if (node_run_id !== undefined) event.node_run_id = node_run_id;
+  if (data !== undefined) event.data = data;
   if (draft.extensions !== undefined) event.extensions = draft.extensions;
   return event;
 }

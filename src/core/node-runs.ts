@@ -119,37 +119,30 @@ function pushChildEvents(
   }
 }
 
-/** A new child's wire object, before its extensions: absent `kind` and `inputs` are omitted. */
+/**
+ * A new child's wire object, before its extensions: absent `kind` and `inputs` are omitted. One
+ * literal per combination, since a field added after the literal costs the object a separate
+ * property array for as long as the NodeRun is held.
+ */
 function childNodeRun(
-  id: string,
-  runId: string,
+  node_run_id: string,
+  run_id: string,
   spec: NodeRunCreateSpec,
   kind: NodeKind | undefined,
-  parentId: string,
-  time: string,
+  parent_node_run_id: string,
+  created_at: string,
 ): NodeRun {
   const node_type_ref = sharedNodeTypeRef(spec.node_type_ref);
-  const nodeRun: NodeRun =
-    kind === undefined
-      ? {
-          node_run_id: id,
-          run_id: runId,
-          node_type_ref,
-          parent_node_run_id: parentId,
-          state: 'queued',
-          created_at: time,
-        }
-      : {
-          node_run_id: id,
-          run_id: runId,
-          node_type_ref,
-          kind,
-          parent_node_run_id: parentId,
-          state: 'queued',
-          created_at: time,
-        };
-  if (spec.inputs !== undefined) nodeRun.inputs = spec.inputs;
-  return nodeRun;
+  const { inputs } = spec;
+  const state = 'queued';
+  if (kind === undefined) {
+    return inputs === undefined
+      ? { node_run_id, run_id, node_type_ref, parent_node_run_id, state, created_at }
+      : { node_run_id, run_id, node_type_ref, parent_node_run_id, state, created_at, inputs };
+  }
+  return inputs === undefined
+    ? { node_run_id, run_id, node_type_ref, kind, parent_node_run_id, state, created_at }
+    : { node_run_id, run_id, node_type_ref, kind, parent_node_run_id, state, created_at, inputs };
 }
 
 /** What create_node_runs reads: the parent and the NodeRuns already created under its keys. */

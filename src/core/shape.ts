@@ -16,8 +16,20 @@ export function withExtensions<T extends object>(base: T, extensions: Record<str
   return kept ? { ...base, extensions: kept } : base;
 }
 
-/** Copies the defined entries of `values` onto a new object. */
+/**
+ * `values` without its undefined entries. Callers pass a fresh literal, which is answered as it is
+ * when every entry is defined: a copy built key by key keeps only four fields in the object itself
+ * and the rest in a separate property array.
+ */
 export function defined<T extends Record<string, unknown>>(values: T): Partial<T> {
+  let complete = true;
+  for (const key in values) {
+    if (values[key] === undefined) {
+      complete = false;
+      break;
+    }
+  }
+  if (complete) return values;
   const out: Record<string, unknown> = {};
   for (const key in values) {
     const value = values[key];
