@@ -387,22 +387,19 @@ export class Coordinator {
   }
 
   /**
-   * The kind of each ref, by the ref object itself. A resolver that answers at once is not awaited,
-   * and a type named by several specs is resolved once.
+   * The kind of each ref, by the ref object itself; a type named by several specs is resolved once,
+   * and a resolver that answers at once is not awaited.
    */
   async #resolveKinds(refs: readonly NodeTypeRef[]): Promise<Map<NodeTypeRef, NodeKind | undefined>> {
     const kinds = new Map<NodeTypeRef, NodeKind | undefined>();
-    const byType = refs.length > 1 ? new Map<string, NodeKind | undefined>() : undefined;
+    const byType = new Map<string, NodeKind | undefined>();
     for (const ref of refs) {
-      const key = byType && kindKey(ref);
-      if (key !== undefined && byType?.has(key)) {
-        kinds.set(ref, byType.get(key));
-        continue;
+      const key = kindKey(ref);
+      if (!byType.has(key)) {
+        const found = this.#kinds.kindOf(ref);
+        byType.set(key, found instanceof Promise ? await found : found);
       }
-      const found = this.#kinds.kindOf(ref);
-      const kind = found instanceof Promise ? await found : found;
-      kinds.set(ref, kind);
-      if (key !== undefined) byType?.set(key, kind);
+      kinds.set(ref, byType.get(key));
     }
     return kinds;
   }
